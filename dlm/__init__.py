@@ -1,0 +1,1 @@
+"""dlm: diffusion language models."""

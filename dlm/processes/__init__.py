@@ -1,0 +1,18 @@
+"""Discrete forward processes on tokens: masked (absorbing) and uniform."""
+
+from dlm.errors import ConfigError
+from dlm.processes.base import DiscreteProcess, check_time
+from dlm.processes.masked import MaskedProcess
+from dlm.processes.uniform import UniformProcess
+
+PROCESSES = {"masked": MaskedProcess, "uniform": UniformProcess}
+
+
+def get_process(name: str, vocab_size: int, schedule="loglinear") -> DiscreteProcess:
+    """A process by name ("masked" or "uniform") over ``vocab_size`` real tokens."""
+    if name not in PROCESSES:
+        raise ConfigError(f"unknown process {name!r}", hint=f"choose one of {', '.join(PROCESSES)}")
+    return PROCESSES[name](vocab_size, schedule)
+
+
+__all__ = ["DiscreteProcess", "MaskedProcess", "UniformProcess", "get_process", "check_time", "PROCESSES"]
