@@ -30,9 +30,10 @@ def sample_times(batch: int, num_t: int = 1, antithetic: bool = True, t_min: flo
     u_k = (u + k/n) mod 1 over all n = B·num_t draws, k = j·B + b (MDLM's low-discrepancy sampler)."""
     n = batch * num_t
     if antithetic:
-        u = (torch.rand(1, generator=generator, dtype=torch.float64) + torch.arange(n, dtype=torch.float64) / n) % 1.0
+        offset = DiscreteProcess.draw_uniforms((1,), generator, device)
+        u = (offset + torch.arange(n, dtype=torch.float64, device=device) / n) % 1.0
     else:
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        u = DiscreteProcess.draw_uniforms((n,), generator, device)
     t = t_min + (1 - t_min) * (1 - u)
     return t.view(num_t, batch).to(device=device, dtype=torch.float32)
 
@@ -128,32 +129,51 @@ def uniform_prior_kl(process: UniformProcess, seq_len: int) -> torch.Tensor:
     return seq_len * kl.float()
 
 
-def _check_clean(process: DiscreteProcess, x0: torch.LongTensor) -> None:
+def nelbo_terms_at(denoiser, process: DiscreteProcess, x0: torch.LongTensor, x_t: torch.LongTensor,
+                   t: torch.Tensor) -> torch.Tensor:
+    """Per-token NELBO integrand at given (x_t, t) [B, L]; for the uniform process it includes KL(q_1 ‖ U)/L."""
+    t64 = t.double()
+    sigma, dsigma = process.schedule.total(t64), process.schedule.rate(t64)
+    log_probs = clean_log_probs(denoiser, x_t, t, process.vocab_size)
+    if isinstance(process, MaskedProcess):
+        return masked_nelbo_terms(log_probs, process, x_t, x0, sigma, dsigma)
+    ratios = posterior_log_ratios(log_probs, process, x_t, sigma)
+    terms = dsigma.reshape(-1, 1).to(ratios.dtype) * score_entropy_terms(ratios, process, x_t, x0, sigma)
+    return terms + uniform_prior_kl(process, 1).to(terms.device)
+
+
+def score_entropy_at(model, process: DiscreteProcess, x0: torch.LongTensor, x_t: torch.LongTensor, t: torch.Tensor,
+                     parameterization: str = "score") -> torch.Tensor:
+    """Per-token σ̄'(t)·DSE at given (x_t, t) [B, L], from a log-score model or a denoiser's posterior ratios."""
+    if parameterization not in ("score", "posterior"):
+        raise ConfigError(f"unknown parameterization {parameterization!r}", hint="use 'score' or 'posterior'")
+    t64 = t.double()
+    sigma, dsigma = process.schedule.total(t64), process.schedule.rate(t64)
+    if parameterization == "score":
+        scores = log_score(model, x_t, t, process.num_states)
+    else:
+        scores = posterior_log_ratios(clean_log_probs(model, x_t, t, process.vocab_size), process, x_t, sigma)
+    return dsigma.reshape(-1, 1).to(scores.dtype) * score_entropy_terms(scores, process, x_t, x0, sigma)
+
+
+def _monte_carlo(terms_at, process: DiscreteProcess, x0: torch.LongTensor, num_t: int, antithetic: bool,
+                 generator: torch.Generator | None, t_min: float) -> torch.Tensor:
+    """(1/num_t) Σ_j Σ_i terms_at(x_t^(j), t_j)_i with t_j from :func:`sample_times` and x_t^(j) ~ q_{t_j}(·|x0): [B]."""
     if x0.dim() != 2:
         raise InputError(f"x0 must have shape [B, L], got {tuple(x0.shape)}")
     process.check_tokens(x0, process.vocab_size)
+    times = sample_times(x0.shape[0], num_t, antithetic, t_min, generator, x0.device)
+    total = torch.zeros(x0.shape[0], device=x0.device)
+    for t in times:
+        total = total + terms_at(x0, process.sample_xt(x0, t, generator=generator), t).sum(-1)
+    return total / num_t
 
 
 def nelbo(denoiser, process: DiscreteProcess, x0: torch.LongTensor, num_t: int = 1, antithetic: bool = True,
           generator: torch.Generator | None = None, t_min: float = 0.0) -> torch.Tensor:
     """Monte-Carlo estimate of the continuous-time negative ELBO of each sequence, nats: [B] (see module doc)."""
-    _check_clean(process, x0)
-    times = sample_times(x0.shape[0], num_t, antithetic, t_min, generator, x0.device)
-    total = torch.zeros(x0.shape[0], device=x0.device)
-    for t in times:
-        x_t = process.sample_xt(x0, t, generator=generator)
-        sigma, dsigma = process.schedule.total(t.double()), process.schedule.rate(t.double())
-        log_probs = clean_log_probs(denoiser, x_t, t, process.vocab_size)
-        if isinstance(process, MaskedProcess):
-            terms = masked_nelbo_terms(log_probs, process, x_t, x0, sigma, dsigma)
-        else:
-            ratios = posterior_log_ratios(log_probs, process, x_t, sigma)
-            terms = dsigma.reshape(-1, 1).float() * score_entropy_terms(ratios, process, x_t, x0, sigma)
-        total = total + terms.sum(-1)
-    total = total / num_t
-    if isinstance(process, UniformProcess):
-        total = total + uniform_prior_kl(process, x0.shape[1]).to(total.device)
-    return total
+    terms_at = lambda x0_, x_t, t: nelbo_terms_at(denoiser, process, x0_, x_t, t)  # noqa: E731
+    return _monte_carlo(terms_at, process, x0, num_t, antithetic, generator, t_min)
 
 
 def score_entropy(model, process: DiscreteProcess, x0: torch.LongTensor, num_t: int = 1, antithetic: bool = True,
@@ -165,19 +185,8 @@ def score_entropy(model, process: DiscreteProcess, x0: torch.LongTensor, num_t: 
     of a score-head model); ``"posterior"``: ``model`` is a denoiser and the ratios are its mean of ratios."""
     if parameterization not in ("score", "posterior"):
         raise ConfigError(f"unknown parameterization {parameterization!r}", hint="use 'score' or 'posterior'")
-    _check_clean(process, x0)
-    times = sample_times(x0.shape[0], num_t, antithetic, t_min, generator, x0.device)
-    total = torch.zeros(x0.shape[0], device=x0.device)
-    for t in times:
-        x_t = process.sample_xt(x0, t, generator=generator)
-        sigma, dsigma = process.schedule.total(t.double()), process.schedule.rate(t.double())
-        if parameterization == "score":
-            scores = log_score(model, x_t, t, process.num_states)
-        else:
-            scores = posterior_log_ratios(clean_log_probs(model, x_t, t, process.vocab_size), process, x_t, sigma)
-        terms = score_entropy_terms(scores, process, x_t, x0, sigma)
-        total = total + (dsigma.reshape(-1, 1).float() * terms).sum(-1)
-    return total / num_t
+    terms_at = lambda x0_, x_t, t: score_entropy_at(model, process, x0_, x_t, t, parameterization)  # noqa: E731
+    return _monte_carlo(terms_at, process, x0, num_t, antithetic, generator, t_min)
 
 
 def bits_per_token(nats_per_sequence: torch.Tensor, seq_len: int) -> torch.Tensor:

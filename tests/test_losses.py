@@ -34,7 +34,7 @@ def monte_carlo(fn, x0, n, seed=0):
 def test_masked_nelbo_equals_log_likelihood_for_exact_posterior():
     process = MaskedProcess(V)
     exact = ExactPosterior(process, PROBS, L)
-    mean, se = monte_carlo(lambda x, g: nelbo(exact, process, x, num_t=2, generator=g), X0, 6000)
+    mean, se = monte_carlo(lambda x, g: nelbo(exact, process, x, num_t=4, generator=g), X0, 6000)
     target = -exact.log_prob(X0)
     # ε-truncation: at t = 1 a fraction ε = 1e-3 of tokens is still clean, so the bound is short by ≲ ε·L·log V
     assert ((mean - target).abs() < 4 * se + 1e-3 * L * math.log(V)).all(), (mean, target, se)

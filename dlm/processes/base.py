@@ -35,8 +35,8 @@ class DiscreteProcess:
         """q_t(· | x0): [..., num_states] for clean tokens x0 [B, L] (or any shape led by B)."""
         raise NotImplementedError
 
-    def sample_xt(self, x0: torch.LongTensor, t: Time, generator: torch.Generator | None = None) -> torch.LongTensor:
-        """x_t ~ q_t(· | x0), independently per position."""
+    def corrupt(self, x0: torch.LongTensor, t: Time, u: torch.Tensor) -> torch.LongTensor:
+        """x_t as a deterministic function of x0 and one uniform u ∈ [0, 1) per position (float64)."""
         raise NotImplementedError
 
     def prior_sample(self, shape, generator=None, device=None) -> torch.LongTensor:
@@ -48,6 +48,16 @@ class DiscreteProcess:
         raise NotImplementedError
 
     # --- shared -----------------------------------------------------------------------------------
+    def sample_xt(self, x0: torch.LongTensor, t: Time, generator: torch.Generator | None = None) -> torch.LongTensor:
+        """x_t ~ q_t(· | x0), independently per position."""
+        return self.corrupt(x0, t, self.draw_uniforms(x0.shape, generator, x0.device))
+
+    @staticmethod
+    def draw_uniforms(shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """U[0, 1) float64 noise on the generator's device, moved to ``device``."""
+        gen_device = generator.device if generator is not None else device
+        return torch.rand(tuple(shape), generator=generator, device=gen_device, dtype=torch.float64).to(device)
+
     def rate_matrix(self, t: Time) -> torch.Tensor:
         """The forward generator at time t, σ̄'(t)·Q, dense [S, S] (for small vocabularies and tests)."""
         rate = self.schedule.rate(t).to(torch.get_default_dtype())
@@ -55,7 +65,8 @@ class DiscreteProcess:
 
     def alpha(self, t: Time, like: torch.Tensor) -> torch.Tensor:
         """α(t) = exp(−σ̄(t)) shaped to broadcast against ``like`` [B, ...] (t a scalar or [B])."""
-        alpha = self.schedule.alpha(t).to(device=like.device, dtype=torch.float32 if not like.is_floating_point() else like.dtype)
+        dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
+        alpha = self.schedule.alpha(t).to(device=like.device, dtype=dtype)
         if alpha.dim() == 0:
             return alpha
         if alpha.dim() != 1 or alpha.shape[0] != like.shape[0]:

@@ -43,12 +43,12 @@ class MaskedProcess(DiscreteProcess):
         probs[..., self.mask_id] = (1 - alpha[..., 0]).expand(x0.shape)
         return probs
 
-    def sample_xt(self, x0: torch.LongTensor, t: Time, generator: torch.Generator | None = None) -> torch.LongTensor:
+    def corrupt(self, x0: torch.LongTensor, t: Time, u: torch.Tensor) -> torch.LongTensor:
+        """x_t from uniforms u ~ U[0, 1) per position: masked iff u < 1 − α(t)."""
         check_time(t)
         self.check_tokens(x0, self.vocab_size)
-        alpha = self.alpha(t, x0.float())
-        u = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
-        return torch.where(u >= alpha, torch.full_like(x0, self.mask_id), x0)
+        moved = u < 1 - self.alpha(t, u)
+        return torch.where(moved, torch.full_like(x0, self.mask_id), x0)
 
     def is_masked(self, x: torch.LongTensor) -> torch.Tensor:
         return x == self.mask_id

@@ -36,13 +36,15 @@ class UniformProcess(DiscreteProcess):
         onehot = torch.nn.functional.one_hot(x0, self.num_states).to(alpha.dtype)
         return alpha * onehot + (1 - alpha) / self.vocab_size
 
-    def sample_xt(self, x0: torch.LongTensor, t: Time, generator: torch.Generator | None = None) -> torch.LongTensor:
+    def corrupt(self, x0: torch.LongTensor, t: Time, u: torch.Tensor) -> torch.LongTensor:
+        """x_t from uniforms u ~ U[0, 1) per position: resampled iff u < 1 − α(t), and then to
+        floor(V·u/(1 − α)), which is uniform over the V tokens given the move."""
         check_time(t)
         self.check_tokens(x0)
-        alpha = self.alpha(t, x0.float())
-        u = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
-        noise = torch.randint(0, self.vocab_size, x0.shape, generator=generator, device=x0.device)
-        return torch.where(u >= alpha, noise, x0)
+        move_prob = 1 - self.alpha(t, u)
+        moved = u < move_prob
+        token = torch.floor(u / move_prob.clamp_min(1e-300) * self.vocab_size).long().clamp(0, self.vocab_size - 1)
+        return torch.where(moved, token, x0)
 
     def prior_sample(self, shape, generator=None, device=None) -> torch.LongTensor:
         return torch.randint(0, self.vocab_size, tuple(shape), generator=generator, device=device)
