@@ -23,5 +23,5 @@ fi
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 echo "torch==$TORCH_VERSION" > "$constraints"
-pip_quiet install -c "$constraints" -e ".[dev,eval]"
+pip_quiet install -c "$constraints" -e ".[dev,eval,data]"
 touch "$stamp"

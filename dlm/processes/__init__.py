@@ -4,6 +4,7 @@ from dlm.errors import ConfigError
 from dlm.processes.base import DiscreteProcess, check_time
 from dlm.processes.masked import MaskedProcess
 from dlm.processes.uniform import UniformProcess
+from dlm.schedules import get_schedule
 
 PROCESSES = {"masked": MaskedProcess, "uniform": UniformProcess}
 
@@ -15,4 +16,11 @@ def get_process(name: str, vocab_size: int, schedule="loglinear") -> DiscretePro
     return PROCESSES[name](vocab_size, schedule)
 
 
-__all__ = ["DiscreteProcess", "MaskedProcess", "UniformProcess", "get_process", "check_time", "PROCESSES"]
+
+
+def process_from_config(config) -> DiscreteProcess:
+    """The forward process a model config was trained with (``process``, ``num_real_tokens``, schedule fields)."""
+    schedule = get_schedule(config.noise_schedule, **config.schedule_kwargs)
+    return get_process(config.process, config.num_real_tokens, schedule)
+
+__all__ = ["DiscreteProcess", "MaskedProcess", "UniformProcess", "get_process", "process_from_config", "check_time", "PROCESSES"]

@@ -1,0 +1,313 @@
+"""The accelerate trainer for diffusion language models (pretraining, continued pretraining).
+
+Every optimizer step s consumes one global batch of ``train.batch_size`` blocks. Its rows, diffusion times and
+corruption noise are functions of (seed, s) alone: rows come from a seeded permutation per epoch, times from one
+antithetic sweep over the global batch, and x_t from one uniform per token (``process.corrupt``). Each process
+takes its slice and splits it into micro-batches (gradient accumulation). Hence 2-process DDP computes the same
+loss as 1 process with the same global batch, and a run resumed from a checkpoint continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from dlm.errors import CheckpointError, ConfigError, DataError
+from dlm.losses import nelbo_terms_at, sample_times, score_entropy_at
+from dlm.models import DLMConfig, DLMForDiffusion
+from dlm.processes import DiscreteProcess, process_from_config
+from dlm.tokenization import load_tokenizer, mask_token_id_for, train_bpe_tokenizer
+from dlm.training.checkpoint import checkpoint_dirs, load_training_state, save_checkpoint, save_model_dir
+from dlm.training.data import build_datasets, load_documents
+from dlm.training.ema import EMA
+from dlm.training.recipe import Recipe
+from dlm.training.schedule import lr_lambda
+
+_STEP_SEED = 1_000_003
+
+
+def model_config_for(tokenizer, fields: dict) -> DLMConfig:
+    """A DLMConfig whose vocabulary follows the tokenizer's mask-id rule (masked: V + 1 rows; uniform: V)."""
+    num_real, mask_id = mask_token_id_for(tokenizer)
+    process = fields.get("process", "masked")
+    vocab = mask_id + 1 if process == "masked" else num_real
+    return DLMConfig(**{**fields, "vocab_size": vocab, "mask_id": mask_id if process == "masked" else None})
+
+
+def loss_terms(model, process: DiscreteProcess, objective: str, x0: torch.LongTensor, t: torch.Tensor,
+               u: torch.Tensor, parameterization: str = "posterior") -> torch.Tensor:
+    """Per-token loss [B, L] at x_t = corrupt(x0, t, u): the NELBO integrand or σ̄'·score entropy."""
+    x_t = process.corrupt(x0, t, u)
+    if objective == "nelbo":
+        return nelbo_terms_at(model, process, x0, x_t, t)
+    return score_entropy_at(model, process, x0, x_t, t, parameterization)
+
+
+class Trainer:
+    """Builds tokenizer, data, model and optimizer from a :class:`Recipe` and runs the loop."""
+
+    def __init__(self, recipe: Recipe, accelerator: Accelerator | None = None):
+        self.recipe = recipe
+        train = recipe.train
+        self.output_dir = Path(train.output_dir)
+        self.accelerator = accelerator or self._accelerator()
+        procs = self.accelerator.num_processes
+        micro = train.micro_batch_size or train.batch_size
+        if train.batch_size % (micro * procs):
+            raise ConfigError(
+                f"train.batch_size={train.batch_size} does not split into micro-batches of {micro} over {procs} processes",
+                hint="make batch_size a multiple of micro_batch_size × number of processes")
+        self.micro, self.accum = micro, train.batch_size // (micro * procs)
+        set_seed(train.seed)
+        with self.accelerator.main_process_first():
+            self.tokenizer = self._tokenizer()
+            self.train_data, self.val_data = build_datasets(recipe.data, self.tokenizer)
+        if len(self.train_data) < train.batch_size:
+            raise DataError(f"the training set has {len(self.train_data)} blocks, fewer than batch_size={train.batch_size}",
+                            hint="lower train.batch_size or data.block_size, or give more text")
+        model = self._model()
+        self.process = process_from_config(model.config)
+        self.parameterization = "score" if model.config.head == "score" else "posterior"
+        self.ema = EMA(model, train.ema) if train.ema > 0 else None
+        optimizer = torch.optim.AdamW(self._param_groups(model), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
+                                      eps=recipe.optim.eps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(recipe.optim, train.max_steps))
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        if train.compile:
+            self.model = torch.compile(self.model)
+        self.step = 0
+
+    # --- construction -----------------------------------------------------------------------------
+    def _accelerator(self) -> Accelerator:
+        train = self.recipe.train
+        kwargs = {}
+        if train.trackers:
+            kwargs = {"log_with": train.trackers, "project_dir": str(self.output_dir)}
+        return Accelerator(cpu=train.cpu or not torch.cuda.is_available(), mixed_precision=train.mixed_precision, **kwargs)
+
+    def _tokenizer(self):
+        spec = self.recipe.tokenizer
+        if spec.name != "train":
+            return load_tokenizer(spec.name)
+        saved = self.output_dir / "tokenizer"
+        if saved.is_dir():
+            return load_tokenizer(saved)
+        docs = load_documents(self.recipe.data.source, self.recipe.data)
+        return train_bpe_tokenizer((text for text in docs["text"] if text), spec.vocab_size, saved)
+
+    def _model(self) -> DLMForDiffusion:
+        section = self.recipe.model
+        if section.init_from:
+            try:
+                model = DLMForDiffusion.from_pretrained(section.init_from)
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"cannot load model.init_from={section.init_from}: {' '.join(str(err).split())[:200]}",
+                                      hint="give a directory written by save_pretrained or dlm train") from None
+            num_real, _ = mask_token_id_for(self.tokenizer)
+            if model.config.num_real_tokens != num_real:
+                raise ConfigError(f"model.init_from has {model.config.num_real_tokens} real tokens, the tokenizer {num_real}",
+                                  hint="use the checkpoint's own tokenizer (tokenizer.name=<init_from>)")
+            return model
+        return DLMForDiffusion(model_config_for(self.tokenizer, section.config))
+
+    def _param_groups(self, model: torch.nn.Module) -> list[dict]:
+        """Weight decay on matrices only (not on embeddings, norms and biases)."""
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+        return [{"params": decay, "weight_decay": self.recipe.optim.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0}]
+
+    # --- the global batch of a step -----------------------------------------------------------------
+    def batch_indices(self, step: int) -> torch.Tensor:
+        """Dataset rows of step ``step``'s global batch: a seeded permutation per epoch, cut in order."""
+        size, n = self.recipe.train.batch_size, len(self.train_data)
+        per_epoch = n // size
+        epoch, pos = divmod(step, per_epoch)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.recipe.train.seed * 7919 + epoch))
+        return perm[pos * size:(pos + 1) * size]
+
+    def batch_noise(self, step: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t [B], u [B, L]) of the global batch: one antithetic sweep of times and one uniform per token."""
+        train = self.recipe.train
+        gen = torch.Generator().manual_seed(train.seed * _STEP_SEED + step)
+        t = sample_times(train.batch_size, 1, train.antithetic, train.t_min, gen)[0]
+        u = torch.rand(train.batch_size, length, generator=gen, dtype=torch.float64)
+        return t, u
+
+    def _local_micro_batches(self, step: int):
+        """This process's micro-batches of the global batch: (x0, attention_mask or None, t, u) on device."""
+        rows = self.batch_indices(step)
+        length = self.recipe.data.block_size
+        t, u = self.batch_noise(step, length)
+        share = self.recipe.train.batch_size // self.accelerator.num_processes
+        start = self.accelerator.process_index * share
+        device = self.accelerator.device
+        for k in range(self.accum):
+            sl = slice(start + k * self.micro, start + (k + 1) * self.micro)
+            batch = self.train_data[rows[sl]]
+            mask = batch.get("attention_mask")
+            yield (batch["input_ids"].to(device), None if mask is None else mask.to(device),
+                   t[sl].to(device), u[sl].to(device))
+
+    def _global_token_count(self, step: int) -> float:
+        """Tokens the loss of step ``step`` averages over (attention-masked ones excluded)."""
+        if "attention_mask" not in self.train_data.column_names:
+            return float(self.recipe.train.batch_size * self.recipe.data.block_size)
+        return float(self.train_data[self.batch_indices(step)]["attention_mask"].sum())
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def train_step(self, step: int) -> float:
+        """One optimizer step on global batch ``step``; returns its mean loss per token (nats)."""
+        self.model.train()
+        norm = self._global_token_count(step)
+        total = torch.zeros((), device=self.accelerator.device)
+        for k, (x0, mask, t, u) in enumerate(self._local_micro_batches(step)):
+            sync = contextlib.nullcontext() if k == self.accum - 1 else self.accelerator.no_sync(self.model)
+            with sync, self.accelerator.autocast():
+                terms = loss_terms(self.model, self.process, self.recipe.train.objective, x0, t, u,
+                                   self.parameterization).float()
+                if mask is not None:
+                    terms = terms * mask
+                loss = terms.sum() / norm * self.accelerator.num_processes
+            self.accelerator.backward(loss)
+            total += terms.detach().sum()
+        if self.recipe.optim.grad_clip > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.accelerator.unwrap_model(self.model))
+        return float(self.accelerator.reduce(total, "sum")) / norm
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation NELBO over the first ``eval_batches`` micro-batches per process, fixed noise:
+        nats/token, bits/token and the perplexity bound exp(nats/token)."""
+        if self.val_data is None:
+            return {}
+        train = self.recipe.train
+        model = self.accelerator.unwrap_model(self.model)
+        model.eval()
+        procs, rank = self.accelerator.num_processes, self.accelerator.process_index
+        rows = min(len(self.val_data), train.eval_batches * self.micro * procs)
+        nats = torch.zeros((), device=self.accelerator.device)
+        tokens = torch.zeros((), device=self.accelerator.device)
+        gen = torch.Generator().manual_seed(train.seed + 12345 + rank)
+        ctx = self.ema.applied_to(model) if self.ema is not None else contextlib.nullcontext()
+        with ctx:
+            for start in range(rank * self.micro, rows, self.micro * procs):
+                batch = self.val_data[start:min(start + self.micro, rows)]
+                x0 = batch["input_ids"].to(self.accelerator.device)
+                mask = batch.get("attention_mask")
+                weight = torch.ones_like(x0, dtype=torch.float32) if mask is None else mask.float().to(x0.device)
+                for t in sample_times(x0.shape[0], train.eval_num_t, True, 0.0, gen):
+                    u = torch.rand(x0.shape, generator=gen, dtype=torch.float64)
+                    terms = loss_terms(model, self.process, "nelbo", x0, t.to(x0.device), u.to(x0.device)).float()
+                    nats += (terms * weight).sum() / train.eval_num_t
+                tokens += weight.sum()
+        nats, tokens = self.accelerator.reduce(nats, "sum"), self.accelerator.reduce(tokens, "sum")
+        per_token = float(nats / tokens)
+        return {"val_nats_per_token": per_token, "val_bits_per_token": per_token / math.log(2),
+                "val_ppl_bound": math.exp(min(per_token, 700.0))}
+
+    def save(self) -> Path | None:
+        """Checkpoint the current step (main process writes; all processes wait)."""
+        self.accelerator.wait_for_everyone()
+        path = None
+        if self.accelerator.is_main_process:
+            path = save_checkpoint(
+                self.output_dir, self.step, self.accelerator.unwrap_model(self.model), self.tokenizer,
+                self.optimizer, self.scheduler, self.ema.state_dict() if self.ema else None,
+                {"recipe": self.recipe.to_dict()}, self.recipe.train.keep_last)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def resume(self, path: str | Path | bool = True) -> None:
+        """Load model, optimizer, scheduler, EMA and RNG from ``path`` (True: the newest checkpoint)."""
+        if path is True:
+            found = checkpoint_dirs(self.output_dir)
+            if not found:
+                raise CheckpointError(f"no checkpoint to resume from in {self.output_dir}",
+                                      hint="start without --resume")
+            path = found[-1]
+        path = Path(path)
+        try:
+            weights = load_file(path / "model.safetensors")
+            self.accelerator.unwrap_model(self.model).load_state_dict(weights)
+        except (OSError, RuntimeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {path} has no loadable model: {' '.join(str(err).split())[:200]}",
+                                  hint="delete it to resume from the previous one") from None
+        state, ema = load_training_state(path, self.optimizer, self.scheduler)
+        if self.ema is not None and ema is not None:
+            self.ema.load_state_dict(ema)
+        self.step = int(state["step"])
+
+    def _log(self, record: dict) -> None:
+        if self.accelerator.is_main_process:
+            with open(self.output_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.recipe.train.trackers:
+            self.accelerator.log(record, step=record["step"])
+
+    def fit(self, resume: str | Path | bool = False) -> dict[str, float]:
+        """Train to ``max_steps``, validating, logging and checkpointing on the way; returns the last metrics."""
+        train = self.recipe.train
+        if resume:
+            self.resume(resume)
+        elif checkpoint_dirs(self.output_dir):
+            raise CheckpointError(f"{self.output_dir} already holds checkpoints",
+                                  hint="pass --resume to continue, or choose another train.output_dir")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if train.trackers:
+            self.accelerator.init_trackers("dlm", config={"objective": train.objective, "batch_size": train.batch_size})
+        metrics: dict[str, float] = {}
+        bar = tqdm(total=train.max_steps, initial=self.step, disable=not self.accelerator.is_main_process,
+                   desc="train", dynamic_ncols=True)
+        tokens_per_step = train.batch_size * self.recipe.data.block_size
+        clock = time.perf_counter()
+        while self.step < train.max_steps:
+            loss = self.train_step(self.step)
+            self.step += 1
+            bar.update(1)
+            metrics = {"step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0]}
+            if self.step % train.log_every == 0 or self.step == train.max_steps:
+                elapsed, clock = time.perf_counter() - clock, time.perf_counter()
+                metrics["tokens_per_s"] = tokens_per_step * min(train.log_every, self.step) / max(elapsed, 1e-9)
+            if self.step % train.eval_every == 0 or self.step == train.max_steps:
+                metrics.update(self.evaluate())
+            if self.step % train.log_every == 0 or "val_nats_per_token" in metrics:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k in ("loss", "val_bits_per_token")})
+                self._log(metrics)
+            if self.step % train.save_every == 0 or self.step == train.max_steps:
+                self.save()
+        bar.close()
+        self.export_final()
+        if train.trackers:
+            self.accelerator.end_training()
+        return metrics
+
+    def export_final(self) -> None:
+        """Write ``<output_dir>/final``: the model to use (EMA weights when enabled) and its tokenizer."""
+        self.accelerator.wait_for_everyone()
+        if not self.accelerator.is_main_process:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        ctx = self.ema.applied_to(model) if self.ema is not None else contextlib.nullcontext()
+        tmp, final = self.output_dir / ".tmp-final", self.output_dir / "final"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with ctx:
+            save_model_dir(tmp, model, self.tokenizer)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
