@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers.utils import logging as hf_logging
 
 from dlm.errors import CheckpointError
+from dlm.hf_utils import no_progress_bars
 
 STATE_FILE = "trainer_state.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -59,13 +59,10 @@ def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, optimiz
 
 def save_model_dir(path: Path, model, tokenizer) -> None:
     """``save_pretrained`` of model (safetensors) and tokenizer into ``path``, without progress bars."""
-    hf_logging.disable_progress_bar()
-    try:
+    with no_progress_bars():
         model.save_pretrained(path, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(path)
-    finally:
-        hf_logging.enable_progress_bar()
 
 
 def load_training_state(path: Path, optimizer, scheduler) -> tuple[dict, dict[str, torch.Tensor] | None]:

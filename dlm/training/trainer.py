@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
@@ -68,6 +68,9 @@ class Trainer:
                 f"train.batch_size={train.batch_size} does not split into micro-batches of {micro} over {procs} processes",
                 hint="make batch_size a multiple of micro_batch_size × number of processes")
         self.micro, self.accum = micro, train.batch_size // (micro * procs)
+        if self.accum > 1 and self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            raise ConfigError("DeepSpeed steps the optimizer itself, so dlm cannot accumulate micro-batches under it",
+                              hint="set train.micro_batch_size = train.batch_size / number of processes")
         set_seed(train.seed)
         with self.accelerator.main_process_first():
             self.tokenizer = self._tokenizer()

@@ -176,3 +176,12 @@ def test_every_recipe_loads_and_is_headed_by_its_command(path):
     assert first.startswith("# ") and "recipes/" + path.name in first
     recipe = load_recipe(path)
     assert recipe.train.max_steps > 0
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes" / "accelerate").glob("*.yaml")), ids=lambda p: p.name)
+def test_accelerate_configs_are_headed_by_a_command(path):
+    import yaml
+
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# accelerate launch --config_file recipes/accelerate/" + path.name)
+    assert yaml.safe_load(path.read_text())["distributed_type"] in ("MULTI_GPU", "FSDP", "DEEPSPEED")
