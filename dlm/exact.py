@@ -11,7 +11,7 @@ import itertools
 import torch
 
 from dlm.errors import InputError
-from dlm.processes import DiscreteProcess
+from dlm.processes import DiscreteProcess, MaskedProcess
 
 
 def all_sequences(vocab_size: int, length: int) -> torch.LongTensor:
@@ -44,6 +44,12 @@ class ExactPosterior:
         self.log_p = torch.log(probs.double().reshape(-1))
         self.calls = 0
 
+    @property
+    def time_independent(self) -> bool:
+        """True for the masked process: given x_t, which positions are masked carries no information about t
+        beyond x_t itself, so p(x0 | x_t) does not depend on t (the ancestral sampler's cache relies on this)."""
+        return isinstance(self.process, MaskedProcess)
+
     def log_likelihood(self, x_t: torch.LongTensor, t: torch.Tensor) -> torch.Tensor:
         """log q_t(x_t | x0) = Σ_j log q_t(x_t^j | x0^j) for every enumerated x0: [B, V^L]."""
         batch, num = x_t.shape[0], self.sequences.shape[0]
@@ -57,8 +63,16 @@ class ExactPosterior:
         return torch.softmax(self.log_p + self.log_likelihood(x_t, t), dim=-1)
 
     def __call__(self, x_t: torch.LongTensor, t: torch.Tensor) -> torch.Tensor:
-        """log p(x0_i = v | x_t): [B, L, V] (a denoiser in the DESIGN contract)."""
+        """log p(x0_i = v | x_t): [B, L, V] (a denoiser in the DESIGN contract), computed once per distinct (x_t, t)."""
         self.calls += 1
+        t = torch.as_tensor(t, dtype=torch.float64).expand(x_t.shape[0])
+        times, t_index = torch.unique(t, return_inverse=True)
+        key = sequence_index(x_t, self.process.num_states) * len(times) + t_index
+        rows, inverse = torch.unique(key, return_inverse=True)
+        first = torch.zeros(len(rows), dtype=torch.long).scatter_(0, inverse, torch.arange(len(key)))
+        return self._log_marginals(x_t[first], times[t_index[first]])[inverse]
+
+    def _log_marginals(self, x_t: torch.LongTensor, t: torch.Tensor) -> torch.Tensor:
         post = self.posterior_over_sequences(x_t, t)
         onehot = torch.nn.functional.one_hot(self.sequences, self.process.vocab_size).double()  # [N, L, V]
         marg = torch.einsum("bn,nlv->blv", post, onehot)

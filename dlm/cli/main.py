@@ -13,7 +13,7 @@ import sys
 
 from dlm.errors import DLMError
 
-SUBCOMMANDS = ("generate", "train", "eval", "convert", "tokenizer")
+SUBCOMMANDS = ("generate", "train", "eval", "convert", "tokenizer", "push", "card", "lora")
 
 
 class _Parser(argparse.ArgumentParser):

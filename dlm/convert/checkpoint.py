@@ -1,8 +1,9 @@
 """Reading upstream checkpoint directories (``config.json`` + weights) into a :class:`DLMForDiffusion`.
 
 Weights come from ``model.safetensors``, ``weights.safetensors`` or a weights-only torch checkpoint
-(``checkpoint.pth``, or a single ``*.pth``/``*.pt``/``*.ckpt`` file) read with ``torch.load(weights_only=True)``,
-whose state dict sits under ``model`` (SEDD) or ``state_dict`` (Lightning, MDLM). Nothing is unpickled.
+(``checkpoint.pth``, or a single ``*.pth``/``*.pt``/``*.ckpt``/``*.bin`` file) read with
+``torch.load(weights_only=True)``, whose state dict is the file itself or sits under ``model`` (SEDD) or
+``state_dict`` (Lightning, MDLM). Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dlm.models import DLMConfig, DLMForDiffusion
 from dlm.models.layers import rotary_inv_freq
 
 SAFETENSORS_FILES = ("model.safetensors", "weights.safetensors")
-TORCH_SUFFIXES = (".pth", ".pt", ".ckpt")
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 INV_FREQ = "rotary_emb.inv_freq"
 
 
@@ -73,8 +74,8 @@ def find_weights(src: Path) -> Path:
     if candidates:
         raise CheckpointError(f"several checkpoints in {src}: {list_names([p.name for p in candidates])}",
                               hint="keep one weights file in the directory")
-    raise CheckpointError(f"no weights in {src}",
-                          hint=f"expected {', '.join(SAFETENSORS_FILES)}, checkpoint.pth or a *.pth/*.pt/*.ckpt file")
+    raise CheckpointError(f"no weights in {src}", hint=f"expected {', '.join(SAFETENSORS_FILES)}, checkpoint.pth "
+                                                        "or one *.pth/*.pt/*.ckpt/*.bin file")
 
 
 def _torch_state(path: Path, use_ema: bool) -> dict[str, torch.Tensor]:

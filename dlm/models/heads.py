@@ -36,8 +36,8 @@ def masked_posterior(logits: torch.Tensor, input_ids: torch.LongTensor, mask_id:
     shift cancelling in the normalisation."""
     masked = input_ids == mask_id
     log_probs = torch.where(masked[..., None], torch.log_softmax(logits[..., :mask_id], dim=-1), -math.inf)
-    return log_probs.index_put_((*torch.nonzero(~masked, as_tuple=True), input_ids[~masked]),
-                                torch.zeros((), dtype=log_probs.dtype, device=log_probs.device))
+    rows, cols = torch.nonzero(~masked, as_tuple=True)  # carry-over: x0_i = x_t^i where x_t^i is real
+    return log_probs.index_put_((rows, cols, input_ids[rows, cols]), log_probs.new_zeros(()))
 
 
 def uniform_posterior_from_score(log_score: torch.Tensor, input_ids: torch.LongTensor,

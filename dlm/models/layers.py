@@ -141,6 +141,10 @@ class DDiTFinalLayer(nn.Module):
         self.linear = ZeroInitLinear(hidden_size, out_channels)
         self.adaLN_modulation = ZeroInitLinear(cond_dim, 2 * hidden_size)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """mod(LN(x)), the input of the output projection."""
         shift, scale = self.adaLN_modulation(c)[:, None].chunk(2, -1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))
+        return modulate(self.norm_final(x), shift, scale)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features(x, c))

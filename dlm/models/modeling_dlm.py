@@ -105,6 +105,17 @@ class DLMForDiffusion(PreTrainedModel):
                                                     device, dtype)
         return self._rotary_cache[key]
 
+    def output_logits(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [B, L, vocab_size], those of the V real tokens) in float32. The real-token block is its own
+        contiguous matmul output, so the x0 head's log-softmax and its backward never copy a vocabulary slice."""
+        features = self.output_layer.features(x, c)
+        weight, bias = self.output_layer.linear.weight, self.output_layer.linear.bias
+        num_real = self.config.num_real_tokens
+        real = F.linear(features, weight[:num_real], bias[:num_real]).float()
+        if num_real == self.config.vocab_size:
+            return real, real
+        return torch.cat([real, F.linear(features, weight[num_real:], bias[num_real:]).float()], dim=-1), real
+
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -133,13 +144,19 @@ class DLMForDiffusion(PreTrainedModel):
                 x = block(x, cos, signed_sin, c)
             if output_hidden_states:
                 hidden_states += (x,)
-        logits = self.output_layer(x, c).float()
+        logits, real_logits = self.output_logits(x, c)
 
         if self.config.head == "score":
-            logits = sedd_log_score(logits, input_ids, sigma, self.config.scale_by_sigma)
-        x0_logits = clean_token_log_probs(self.config, logits, input_ids, sigma)
+            logits = real_logits = sedd_log_score(logits, input_ids, sigma, self.config.scale_by_sigma)
+        x0_logits = clean_token_log_probs(self.config, real_logits, input_ids, sigma)
         out = DLMOutput(logits=logits, x0_logits=x0_logits, sigma=sigma, hidden_states=hidden_states)
         return out if return_dict else out.to_tuple()
+
+    def push_to_hub(self, repo_id: str, *, tokenizer=None, **kwargs):
+        """Upload the model (with ``tokenizer`` if given) and a dlm model card; see :func:`dlm.hub.push_to_hub`."""
+        from dlm.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, tokenizer=tokenizer, **kwargs)
 
     def _checked_input_ids(self, input_ids: torch.Tensor) -> torch.LongTensor:
         """x_t as int64 [B, L] with every id in [0, vocab_size), else an InputError."""
@@ -165,7 +182,10 @@ class DLMForDiffusion(PreTrainedModel):
                              hint="model(x_t, t=t) for a denoiser, model(x_t, sigma=sigma) as upstream SEDD/MDLM")
         name, value = ("t", t) if sigma is None else ("sigma", sigma)
         if not isinstance(value, torch.Tensor):  # Python numbers: σ̄(t) in float64 before rounding to float32
-            value = torch.tensor(value, dtype=torch.float64)
+            try:
+                value = torch.tensor(value, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                raise InputError(f"{name} must be a number or a tensor, got {type(value).__name__}") from None
         value = value.to(input_ids.device)
         value = value if value.is_floating_point() else value.float()
         batch = input_ids.shape[0]

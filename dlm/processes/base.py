@@ -65,8 +65,10 @@ class DiscreteProcess:
 
     def alpha(self, t: Time, like: torch.Tensor) -> torch.Tensor:
         """α(t) = exp(−σ̄(t)) shaped to broadcast against ``like`` [B, ...] (t a scalar or [B])."""
-        dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
-        alpha = self.schedule.alpha(t).to(device=like.device, dtype=dtype)
+        alpha = self.schedule.alpha(t)
+        dtype = torch.promote_types(like.dtype if like.is_floating_point() else torch.get_default_dtype(),
+                                    alpha.dtype if isinstance(t, torch.Tensor) else like.dtype)
+        alpha = alpha.to(device=like.device, dtype=dtype)
         if alpha.dim() == 0:
             return alpha
         if alpha.dim() != 1 or alpha.shape[0] != like.shape[0]:

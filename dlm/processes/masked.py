@@ -38,7 +38,7 @@ class MaskedProcess(DiscreteProcess):
     def marginal_probs(self, x0: torch.LongTensor, t: Time) -> torch.Tensor:
         check_time(t)
         self.check_tokens(x0, self.vocab_size)
-        alpha = self.alpha(t, x0.float()).unsqueeze(-1)
+        alpha = self.alpha(t, x0).unsqueeze(-1)
         probs = alpha * torch.nn.functional.one_hot(x0, self.num_states).to(alpha.dtype)
         probs[..., self.mask_id] = (1 - alpha[..., 0]).expand(x0.shape)
         return probs

@@ -32,7 +32,7 @@ class UniformProcess(DiscreteProcess):
     def marginal_probs(self, x0: torch.LongTensor, t: Time) -> torch.Tensor:
         check_time(t)
         self.check_tokens(x0)
-        alpha = self.alpha(t, x0.float()).unsqueeze(-1)
+        alpha = self.alpha(t, x0).unsqueeze(-1)
         onehot = torch.nn.functional.one_hot(x0, self.num_states).to(alpha.dtype)
         return alpha * onehot + (1 - alpha) / self.vocab_size
 

@@ -18,6 +18,9 @@ Packing (``DataConfig.packing``):
 - ``"pad"``: one document per row, ``[bos] + ids[:room] + [eos]`` then padded to ``block_size``
   with the pad token (eos when the tokenizer has none); ``attention_mask`` is 1 on real tokens.
 
+Supervised fine-tuning (``DataConfig.format = "sft"``): records with ``prompt``/``response`` or
+``messages`` fields become one row each with ``prompt_mask`` and ``loss_mask`` (see :mod:`dlm.training.sft`).
+
 Both go through ``Dataset.map(batched=True)``, so results are cached by ``datasets`` and a second
 run with the same data, tokenizer and config loads them from the cache. The validation split is a
 seeded, document-level hold-out of ``val_fraction`` unless ``val_source`` is given.
@@ -36,6 +39,7 @@ from dlm.errors import ConfigError, DataError
 from dlm.training.corpora import CORPORA, Document, load_corpus
 
 PACKINGS = ("wrap", "pad")
+FORMATS = ("text", "sft")
 TXT_DOCUMENTS = ("file", "paragraph")
 SOURCE_HINT = ("give a .txt/.jsonl file, a directory of .txt files, a save_to_disk directory, "
                f"hub:NAME, or a corpus name ({', '.join(CORPORA)})")
@@ -59,8 +63,16 @@ class DataConfig:
     val_split: str = "validation"
     hub_config: str | None = None
     cache_dir: str | None = None
+    format: str = "text"
+    prompt_field: str = "prompt"
+    response_field: str = "response"
+    messages_field: str = "messages"
+    chat_template: str = "auto"
+    sft_eos_padding: bool = True
 
     def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown data format '{self.format}'", hint=f"choose one of: {', '.join(FORMATS)}")
         if self.packing not in PACKINGS:
             raise ConfigError(f"unknown packing '{self.packing}'", hint=f"choose one of: {', '.join(PACKINGS)}")
         if self.txt_documents not in TXT_DOCUMENTS:
@@ -227,7 +239,12 @@ def build_datasets(config: DataConfig, tokenizer: PreTrainedTokenizerBase
     """(train, validation) block datasets with ``input_ids`` (+ ``attention_mask`` for ``"pad"``).
 
     Validation is ``val_source`` when given, else a ``val_fraction`` hold-out, else ``None``.
+    ``format: sft`` gives rows with ``prompt_mask`` and ``loss_mask`` (:func:`dlm.training.sft.build_sft_datasets`).
     """
+    if config.format == "sft":
+        from dlm.training.sft import build_sft_datasets
+
+        return build_sft_datasets(config, tokenizer)
     docs = load_documents(config.source, config)
     if config.val_source is not None:
         val_docs = load_documents(config.val_source, config, config.val_split)

@@ -77,6 +77,7 @@ class TrainSection:
     save_every: int = 500
     keep_last: int = 2
     trackers: list[str] = field(default_factory=list)
+    lora: dict[str, Any] | None = None  # {r, alpha, dropout, target_modules}: see dlm.training.lora
 
 
 @dataclass
@@ -185,3 +186,9 @@ def validate(recipe: Recipe) -> None:
     _check(o.lr > 0 and o.warmup_steps >= 0 and o.grad_clip >= 0, "optim.lr must be > 0, warmup_steps and grad_clip >= 0")
     _check(recipe.model.init_from is None or not recipe.model.config,
            "give either model.init_from or model.config, not both", "init_from keeps the checkpoint's architecture")
+    if t.lora is not None:
+        from dlm.training.lora import LoraSettings
+
+        LoraSettings.from_dict(t.lora)
+        _check(recipe.model.init_from is not None, "train.lora fine-tunes a pretrained model, but model.init_from is not set",
+               "set model.init_from to a dlm model directory")

@@ -1,10 +1,14 @@
-"""The accelerate trainer for diffusion language models (pretraining, continued pretraining).
+"""The accelerate trainer for diffusion language models (pretraining, continued pretraining, SFT, LoRA).
 
 Every optimizer step s consumes one global batch of ``train.batch_size`` blocks. Its rows, diffusion times and
 corruption noise are functions of (seed, s) alone: rows come from a seeded permutation per epoch, times from one
 antithetic sweep over the global batch, and x_t from one uniform per token (``process.corrupt``). Each process
 takes its slice and splits it into micro-batches (gradient accumulation). Hence 2-process DDP computes the same
 loss as 1 process with the same global batch, and a run resumed from a checkpoint continues exactly.
+
+SFT rows (``data.format: sft``) carry ``prompt_mask`` (positions x_t keeps clean) and ``loss_mask`` (response
+tokens); their loss is LLaDA's: each row's response NELBO divided by its response length, averaged over rows.
+``train.lora`` trains peft LoRA adapters on ``model.init_from``; ``final/`` is then the merged plain model.
 """
 
 from __future__ import annotations
@@ -45,12 +49,25 @@ def model_config_for(tokenizer, fields: dict) -> DLMConfig:
 
 
 def loss_terms(model, process: DiscreteProcess, objective: str, x0: torch.LongTensor, t: torch.Tensor,
-               u: torch.Tensor, parameterization: str = "posterior") -> torch.Tensor:
-    """Per-token loss [B, L] at x_t = corrupt(x0, t, u): the NELBO integrand or σ̄'·score entropy."""
+               u: torch.Tensor, parameterization: str = "posterior", keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token loss [B, L] at x_t = corrupt(x0, t, u): the NELBO integrand or σ̄'·score entropy.
+    Positions where ``keep`` is true (an SFT prompt) stay clean in x_t."""
     x_t = process.corrupt(x0, t, u)
+    if keep is not None:
+        x_t = torch.where(keep.bool(), x0, x_t)
     if objective == "nelbo":
         return nelbo_terms_at(model, process, x0, x_t, t)
     return score_entropy_at(model, process, x0, x_t, t, parameterization)
+
+
+def loss_weights(batch: dict) -> torch.Tensor | None:
+    """Per-token loss weights [B, L] of a batch: SFT rows ``loss_mask / loss_mask.sum()`` (response-length
+    normalised, LLaDA), ``pad`` rows their attention mask, wrapped blocks None (all ones)."""
+    if "loss_mask" in batch:
+        mask = batch["loss_mask"].float()
+        return mask / mask.sum(-1, keepdim=True).clamp_min(1.0)
+    mask = batch.get("attention_mask")
+    return None if mask is None else mask.float()
 
 
 class Trainer:
@@ -112,7 +129,9 @@ class Trainer:
         section = self.recipe.model
         if section.init_from:
             try:
-                model = DLMForDiffusion.from_pretrained(section.init_from)
+                # float32 master weights: a checkpoint stored in float16 (the shipped model) would otherwise load,
+                # and train, in float16 (transformers loads the stored dtype)
+                model = DLMForDiffusion.from_pretrained(section.init_from, dtype=torch.float32)
             except (OSError, ValueError) as err:
                 raise CheckpointError(f"cannot load model.init_from={section.init_from}: {' '.join(str(err).split())[:200]}",
                                       hint="give a directory written by save_pretrained or dlm train") from None
@@ -120,6 +139,10 @@ class Trainer:
             if model.config.num_real_tokens != num_real:
                 raise ConfigError(f"model.init_from has {model.config.num_real_tokens} real tokens, the tokenizer {num_real}",
                                   hint="use the checkpoint's own tokenizer (tokenizer.name=<init_from>)")
+            if self.recipe.train.lora is not None:
+                from dlm.training.lora import LoraSettings, apply_lora
+
+                model = apply_lora(model, LoraSettings.from_dict(self.recipe.train.lora))
             return model
         return DLMForDiffusion(model_config_for(self.tokenizer, section.config))
 
@@ -127,6 +150,8 @@ class Trainer:
         """Weight decay on matrices only (not on embeddings, norms and biases)."""
         decay, no_decay = [], []
         for name, p in model.named_parameters():
+            if not p.requires_grad:  # frozen base weights under LoRA
+                continue
             (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
         return [{"params": decay, "weight_decay": self.recipe.optim.weight_decay},
                 {"params": no_decay, "weight_decay": 0.0}]
@@ -149,7 +174,8 @@ class Trainer:
         return t, u
 
     def _local_micro_batches(self, step: int):
-        """This process's micro-batches of the global batch: (x0, attention_mask or None, t, u) on device."""
+        """This process's micro-batches of the global batch: (x0, loss weights or None, prompt mask or None, t, u)
+        on device."""
         rows = self.batch_indices(step)
         length = self.recipe.data.block_size
         t, u = self.batch_noise(step, length)
@@ -159,15 +185,17 @@ class Trainer:
         for k in range(self.accum):
             sl = slice(start + k * self.micro, start + (k + 1) * self.micro)
             batch = self.train_data[rows[sl]]
-            mask = batch.get("attention_mask")
-            yield (batch["input_ids"].to(device), None if mask is None else mask.to(device),
-                   t[sl].to(device), u[sl].to(device))
+            weight, keep = loss_weights(batch), batch.get("prompt_mask")
+            yield (batch["input_ids"].to(device), None if weight is None else weight.to(device),
+                   None if keep is None else keep.to(device), t[sl].to(device), u[sl].to(device))
 
     def _global_token_count(self, step: int) -> float:
-        """Tokens the loss of step ``step`` averages over (attention-masked ones excluded)."""
-        if "attention_mask" not in self.train_data.column_names:
+        """The total loss weight step ``step`` averages over: its tokens (attention-masked ones excluded), or
+        its rows for SFT (each row's weights sum to 1)."""
+        columns = self.train_data.column_names
+        if "attention_mask" not in columns and "loss_mask" not in columns:
             return float(self.recipe.train.batch_size * self.recipe.data.block_size)
-        return float(self.train_data[self.batch_indices(step)]["attention_mask"].sum())
+        return float(loss_weights(self.train_data[self.batch_indices(step)]).sum())
 
     # --- the loop -----------------------------------------------------------------------------------
     def train_step(self, step: int) -> float:
@@ -175,11 +203,11 @@ class Trainer:
         self.model.train()
         norm = self._global_token_count(step)
         total = torch.zeros((), device=self.accelerator.device)
-        for k, (x0, mask, t, u) in enumerate(self._local_micro_batches(step)):
+        for k, (x0, mask, keep, t, u) in enumerate(self._local_micro_batches(step)):
             sync = contextlib.nullcontext() if k == self.accum - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 terms = loss_terms(self.model, self.process, self.recipe.train.objective, x0, t, u,
-                                   self.parameterization).float()
+                                   self.parameterization, keep).float()
                 if mask is not None:
                     terms = terms * mask
                 loss = terms.sum() / norm * self.accelerator.num_processes
@@ -213,11 +241,14 @@ class Trainer:
             for start in range(rank * self.micro, rows, self.micro * procs):
                 batch = self.val_data[start:min(start + self.micro, rows)]
                 x0 = batch["input_ids"].to(self.accelerator.device)
-                mask = batch.get("attention_mask")
+                mask = batch.get("loss_mask", batch.get("attention_mask"))  # SFT: nats per response token
                 weight = torch.ones_like(x0, dtype=torch.float32) if mask is None else mask.float().to(x0.device)
+                keep = batch.get("prompt_mask")
+                keep = None if keep is None else keep.to(x0.device)
                 for t in sample_times(x0.shape[0], train.eval_num_t, True, 0.0, gen):
                     u = torch.rand(x0.shape, generator=gen, dtype=torch.float64)
-                    terms = loss_terms(model, self.process, "nelbo", x0, t.to(x0.device), u.to(x0.device)).float()
+                    terms = loss_terms(model, self.process, "nelbo", x0, t.to(x0.device), u.to(x0.device),
+                                       keep=keep).float()
                     nats += (terms * weight).sum() / train.eval_num_t
                 tokens += weight.sum()
         nats, tokens = self.accelerator.reduce(nats, "sum"), self.accelerator.reduce(tokens, "sum")
@@ -247,8 +278,13 @@ class Trainer:
             path = found[-1]
         path = Path(path)
         try:
-            weights = load_file(path / "model.safetensors")
-            self.accelerator.unwrap_model(self.model).load_state_dict(weights)
+            model = self.accelerator.unwrap_model(self.model)
+            if self.recipe.train.lora is not None:  # checkpoints of LoRA runs hold the adapters only
+                from peft import set_peft_model_state_dict
+
+                set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
+            else:
+                model.load_state_dict(load_file(path / "model.safetensors"))
         except (OSError, RuntimeError, ValueError) as err:
             raise CheckpointError(f"checkpoint {path} has no loadable model: {' '.join(str(err).split())[:200]}",
                                   hint="delete it to resume from the previous one") from None
@@ -302,7 +338,8 @@ class Trainer:
         return metrics
 
     def export_final(self) -> None:
-        """Write ``<output_dir>/final``: the model to use (EMA weights when enabled) and its tokenizer."""
+        """Write ``<output_dir>/final``: the model to use (EMA weights when enabled) and its tokenizer; with LoRA,
+        the adapters merged into a plain dlm model, and the adapter itself in ``<output_dir>/adapter``."""
         self.accelerator.wait_for_everyone()
         if not self.accelerator.is_main_process:
             return
@@ -311,6 +348,12 @@ class Trainer:
         tmp, final = self.output_dir / ".tmp-final", self.output_dir / "final"
         shutil.rmtree(tmp, ignore_errors=True)
         with ctx:
+            if self.recipe.train.lora is not None:
+                from dlm.training.lora import merged_copy
+
+                shutil.rmtree(self.output_dir / "adapter", ignore_errors=True)
+                save_model_dir(self.output_dir / "adapter", model, self.tokenizer)
+                model = merged_copy(model)
             save_model_dir(tmp, model, self.tokenizer)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)

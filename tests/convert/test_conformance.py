@@ -154,10 +154,9 @@ def test_mdlm_ddpm_cache_posterior(mdlm):
 
 
 @needs_conformance
-def test_mdlm_intermediates(mdlm):
-    tc, model = mdlm
-    if tc:
-        pytest.skip("intermediates were recorded with time_conditioning=false")
+def test_mdlm_intermediates():
+    """Recorded with the conformance config's time_conditioning=false."""
+    model = from_mdlm(CONFORMANCE / "mdlm")
     inputs, expected = data("mdlm", "inputs"), data("mdlm", "intermediates")
     with torch.no_grad():
         out = model(inputs["input_ids"], sigma=inputs["sigma"], output_hidden_states=True)

@@ -267,6 +267,7 @@ def test_hidden_states_and_tuple_output():
     lambda m, x: m(x, t=torch.tensor([0.1, -0.2, 0.3])),
     lambda m, x: m(x, t=torch.tensor([0.1, 0.2])),    # batch is 3
     lambda m, x: m(x, t=float("nan")),
+    lambda m, x: m(x, t="0.5"),
     lambda m, x: m(x, t=0.5, sigma=1.0),
     lambda m, x: m(x),
     lambda m, x: m(x, sigma=-1.0),
