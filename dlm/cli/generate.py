@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--chat", action="store_true", help="wrap each prompt in the tokenizer's chat template (SFT models)")
     parser.add_argument("--show-steps", action="store_true", help="print the denoising as it unfolds (masks as _)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per sample")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1: sampling a small model is latency-bound, and on a shared "
+                             "machine more OpenMP threads spin instead of working; raise it for large models)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(func=run)
 
@@ -65,6 +68,11 @@ def sampler_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from dlm.pipeline import DiffusionLMPipeline
 
+    if args.threads < 1:
+        raise InputError(f"--threads must be at least 1, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
     prompts = read_prompts(args)
     pipe = DiffusionLMPipeline.from_pretrained(args.model)
     if args.chat:
