@@ -102,7 +102,9 @@ class Trainer:
         optimizer = torch.optim.AdamW(self._param_groups(model), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
                                       eps=recipe.optim.eps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(recipe.optim, train.max_steps))
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        # The scheduler stays unprepared: accelerate would step it once per process, but one global batch is one step.
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler = scheduler
         if train.compile:
             self.model = torch.compile(self.model)
         self.step = 0
