@@ -37,14 +37,15 @@ CONFIGS = {
 }
 
 
-def recipe(name: str, out: Path, steps: int) -> dict:
+def recipe(name: str, out: Path, steps: int, procs: int) -> dict:
     spec = CONFIGS[name]
     return {
         "model": {"config": {**spec["model"], "max_seq_len": spec["seq"]}},
         "tokenizer": {"name": "gpt2"},
         "data": {"source": "austen", "block_size": spec["seq"], "val_fraction": 0.0},
         "optim": {"lr": 1e-3, "warmup_steps": 0},
-        "train": {"output_dir": str(out), "max_steps": steps, "batch_size": spec["batch"], "log_every": steps // 2,
+        "train": {"output_dir": str(out), "max_steps": steps, "batch_size": spec["batch"],
+                  "micro_batch_size": spec["batch"] // procs, "log_every": steps // 2,
                   "eval_every": 10 * steps, "save_every": 10 * steps, "cpu": True},
     }
 
@@ -53,7 +54,7 @@ def run_training(name: str, procs: int, steps: int, workdir: Path) -> float:
     """tokens/s of the last logging window of a `dlm train` run."""
     out = workdir / f"{name}-{procs}"
     path = workdir / f"{name}-{procs}.yaml"
-    path.write_text(yaml.safe_dump(recipe(name, out, steps)))
+    path.write_text(yaml.safe_dump(recipe(name, out, steps, procs)))
     cli = ["-m", "dlm.cli.main", "train", str(path)]
     if procs == 1:
         cmd, env = [sys.executable, *cli], {**os.environ, "OMP_NUM_THREADS": "2"}
