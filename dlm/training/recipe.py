@@ -17,7 +17,8 @@ import yaml
 from dlm.errors import ConfigError
 from dlm.training.data import DataConfig
 
-OBJECTIVES = ("nelbo", "score_entropy")
+OBJECTIVES = ("nelbo", "score_entropy", "ar")
+ARCHS = ("dlm", "ar")
 LR_SCHEDULES = ("constant", "cosine")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
@@ -25,8 +26,10 @@ MIXED_PRECISION = ("no", "bf16", "fp16")
 @dataclass
 class ModelSection:
     """Either ``init_from`` (a ``save_pretrained`` dlm directory: continued pretraining, fine-tuning) or
-    ``config``: :class:`~dlm.models.DLMConfig` fields; ``vocab_size``/``mask_id`` come from the tokenizer."""
+    ``config``: :class:`~dlm.models.DLMConfig` fields; ``vocab_size``/``mask_id`` come from the tokenizer.
+    ``arch: ar`` builds the autoregressive baseline instead (:mod:`dlm.training.ar`, with ``train.objective: ar``)."""
 
+    arch: str = "dlm"
     init_from: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -171,6 +174,12 @@ def validate(recipe: Recipe) -> None:
     """Value checks that need no data or model: names, ranges, batch geometry."""
     t, o = recipe.train, recipe.optim
     _check(t.objective in OBJECTIVES, f"unknown objective {t.objective!r}", f"choose one of {', '.join(OBJECTIVES)}")
+    _check(recipe.model.arch in ARCHS, f"unknown model.arch {recipe.model.arch!r}", f"choose one of {', '.join(ARCHS)}")
+    _check((recipe.model.arch == "ar") == (t.objective == "ar"), "model.arch: ar and train.objective: ar go together",
+           "the AR baseline trains on next-token cross entropy, diffusion models on nelbo or score_entropy")
+    _check(recipe.model.arch != "ar" or (recipe.model.init_from is None and t.lora is None
+                                         and recipe.data.format == "text"),
+           "the AR baseline trains from scratch on text blocks", "drop model.init_from, train.lora and data.format: sft")
     _check(o.lr_schedule in LR_SCHEDULES, f"unknown lr_schedule {o.lr_schedule!r}", f"choose one of {', '.join(LR_SCHEDULES)}")
     _check(t.mixed_precision in MIXED_PRECISION, f"unknown mixed_precision {t.mixed_precision!r}",
            f"choose one of {', '.join(MIXED_PRECISION)}")

@@ -31,6 +31,7 @@ from dlm.losses import nelbo_terms_at, sample_times, score_entropy_at
 from dlm.models import DLMConfig, DLMForDiffusion
 from dlm.processes import DiscreteProcess, process_from_config
 from dlm.tokenization import load_tokenizer, mask_token_id_for, train_bpe_tokenizer
+from dlm.training.ar import ar_token_nll, build_ar_model
 from dlm.training.checkpoint import checkpoint_dirs, load_training_state, save_checkpoint, save_model_dir
 from dlm.training.data import build_datasets, load_documents
 from dlm.training.ema import EMA
@@ -51,7 +52,10 @@ def model_config_for(tokenizer, fields: dict) -> DLMConfig:
 def loss_terms(model, process: DiscreteProcess, objective: str, x0: torch.LongTensor, t: torch.Tensor,
                u: torch.Tensor, parameterization: str = "posterior", keep: torch.Tensor | None = None) -> torch.Tensor:
     """Per-token loss [B, L] at x_t = corrupt(x0, t, u): the NELBO integrand or σ̄'·score entropy.
-    Positions where ``keep`` is true (an SFT prompt) stay clean in x_t."""
+    Positions where ``keep`` is true (an SFT prompt) stay clean in x_t. ``"ar"``: the AR baseline's next-token
+    NLL (t, u and the process unused)."""
+    if objective == "ar":
+        return ar_token_nll(model, x0)
     x_t = process.corrupt(x0, t, u)
     if keep is not None:
         x_t = torch.where(keep.bool(), x0, x_t)
@@ -96,8 +100,8 @@ class Trainer:
             raise DataError(f"the training set has {len(self.train_data)} blocks, fewer than batch_size={train.batch_size}",
                             hint="lower train.batch_size or data.block_size, or give more text")
         model = self._model()
-        self.process = process_from_config(model.config)
-        self.parameterization = "score" if model.config.head == "score" else "posterior"
+        self.process = None if train.objective == "ar" else process_from_config(model.config)
+        self.parameterization = "score" if getattr(model.config, "head", None) == "score" else "posterior"
         self.ema = EMA(model, train.ema) if train.ema > 0 else None
         optimizer = torch.optim.AdamW(self._param_groups(model), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
                                       eps=recipe.optim.eps)
@@ -129,6 +133,8 @@ class Trainer:
 
     def _model(self) -> DLMForDiffusion:
         section = self.recipe.model
+        if section.arch == "ar":
+            return build_ar_model(self.tokenizer, section.config)
         if section.init_from:
             try:
                 # float32 master weights: a checkpoint stored in float16 (the shipped model) would otherwise load,
@@ -249,7 +255,8 @@ class Trainer:
                 keep = None if keep is None else keep.to(x0.device)
                 for t in sample_times(x0.shape[0], train.eval_num_t, True, 0.0, gen):
                     u = torch.rand(x0.shape, generator=gen, dtype=torch.float64)
-                    terms = loss_terms(model, self.process, "nelbo", x0, t.to(x0.device), u.to(x0.device),
+                    objective = "ar" if train.objective == "ar" else "nelbo"  # AR: exact, the same every t
+                    terms = loss_terms(model, self.process, objective, x0, t.to(x0.device), u.to(x0.device),
                                        keep=keep).float()
                     nats += (terms * weight).sum() / train.eval_num_t
                 tokens += weight.sum()
