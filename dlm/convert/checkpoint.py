@@ -154,3 +154,13 @@ def build_model(config: DLMConfig, state: dict[str, torch.Tensor]) -> DLMForDiff
                               hint="is the file complete and from the matching upstream model?")
     model.load_state_dict(state)
     return model.eval()
+
+
+def hydra_backbone_fields(config: dict) -> dict:
+    """DLMConfig fields of the DiT backbone shared by SEDD's and MDLM's hydra configs (``model.*`` keys)."""
+    return dict(hidden_size=int(config_value(config, "model.hidden_size")),
+                cond_dim=int(config_value(config, "model.cond_dim")),
+                num_hidden_layers=int(config_value(config, "model.n_blocks")),
+                num_attention_heads=int(config_value(config, "model.n_heads")),
+                max_seq_len=int(config_value(config, "model.length")),
+                dropout=float(config_value(config, "model.dropout")))

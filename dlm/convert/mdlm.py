@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from dlm.convert.checkpoint import (build_model, checked_dir, config_value, find_weights, load_weights,
+from dlm.convert.checkpoint import (build_model, checked_dir, config_value, find_weights, hydra_backbone_fields, load_weights,
                                     read_config, strip_prefix)
 from dlm.errors import CheckpointError
 from dlm.models import DLMConfig, DLMForDiffusion
@@ -30,12 +30,7 @@ def _hydra_fields(config: dict[str, Any], vocab_size: int) -> dict[str, Any]:
         if value != required:
             raise CheckpointError(f"unsupported MDLM setting {key}={value!r}", hint=f"only {key}={required!r} converts")
     return dict(vocab_size=vocab_size,
-                hidden_size=int(config_value(config, "model.hidden_size")),
-                cond_dim=int(config_value(config, "model.cond_dim")),
-                num_hidden_layers=int(config_value(config, "model.n_blocks")),
-                num_attention_heads=int(config_value(config, "model.n_heads")),
-                max_seq_len=int(config_value(config, "model.length")),
-                dropout=float(config_value(config, "model.dropout")),
+                **hydra_backbone_fields(config),
                 time_conditioning=bool(config_value(config, "time_conditioning")))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dlm.convert.checkpoint import (build_model, checked_dir, config_value, find_weights, load_weights,
+from dlm.convert.checkpoint import (build_model, checked_dir, config_value, find_weights, hydra_backbone_fields, load_weights,
                                     read_config, strip_prefix)
 from dlm.errors import CheckpointError
 from dlm.models import DLMConfig, DLMForDiffusion
@@ -41,12 +41,7 @@ def sedd_config(config: dict[str, Any]) -> DLMConfig:
     tokens = int(config_value(config, "tokens"))
     return DLMConfig(
         vocab_size=tokens + (graph == "absorb"),
-        hidden_size=int(config_value(config, "model.hidden_size")),
-        cond_dim=int(config_value(config, "model.cond_dim")),
-        num_hidden_layers=int(config_value(config, "model.n_blocks")),
-        num_attention_heads=int(config_value(config, "model.n_heads")),
-        max_seq_len=int(config_value(config, "model.length")),
-        dropout=float(config_value(config, "model.dropout")),
+        **hydra_backbone_fields(config),
         time_conditioning=True,
         head="score",
         scale_by_sigma=bool(config_value(config, "model.scale_by_sigma")),
