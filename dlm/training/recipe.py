@@ -18,6 +18,7 @@ from dlm.errors import ConfigError
 from dlm.training.data import DataConfig
 
 OBJECTIVES = ("nelbo", "score_entropy", "ar")
+TIME_SAMPLINGS = ("uniform", "count")
 ARCHS = ("dlm", "ar")
 LR_SCHEDULES = ("constant", "cosine")
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -69,6 +70,7 @@ class TrainSection:
     seed: int = 0
     antithetic: bool = True
     t_min: float = 1e-3
+    time_sampling: str = "uniform"  # "count": the count-weighted masked NELBO (dlm.losses.masked_count_nelbo_terms)
     ema: float = 0.0
     mixed_precision: str = "no"
     compile: bool = False
@@ -174,6 +176,8 @@ def validate(recipe: Recipe) -> None:
     """Value checks that need no data or model: names, ranges, batch geometry."""
     t, o = recipe.train, recipe.optim
     _check(t.objective in OBJECTIVES, f"unknown objective {t.objective!r}", f"choose one of {', '.join(OBJECTIVES)}")
+    _check(t.time_sampling in TIME_SAMPLINGS, f"unknown train.time_sampling {t.time_sampling!r}",
+           f"choose one of {', '.join(TIME_SAMPLINGS)}")
     _check(recipe.model.arch in ARCHS, f"unknown model.arch {recipe.model.arch!r}", f"choose one of {', '.join(ARCHS)}")
     _check((recipe.model.arch == "ar") == (t.objective == "ar"), "model.arch: ar and train.objective: ar go together",
            "the AR baseline trains on next-token cross entropy, diffusion models on nelbo or score_entropy")

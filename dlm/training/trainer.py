@@ -27,9 +27,10 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from dlm.errors import CheckpointError, ConfigError, DataError
-from dlm.losses import nelbo_terms_at, sample_times, score_entropy_at
+from dlm.denoiser import clean_log_probs
+from dlm.losses import masked_count_nelbo_terms, nelbo_terms_at, sample_times, score_entropy_at
 from dlm.models import DLMConfig, DLMForDiffusion
-from dlm.processes import DiscreteProcess, process_from_config
+from dlm.processes import DiscreteProcess, MaskedProcess, process_from_config
 from dlm.tokenization import load_tokenizer, mask_token_id_for, train_bpe_tokenizer
 from dlm.training.ar import ar_token_nll, build_ar_model
 from dlm.training.checkpoint import checkpoint_dirs, load_training_state, save_checkpoint, save_model_dir
@@ -50,18 +51,36 @@ def model_config_for(tokenizer, fields: dict) -> DLMConfig:
 
 
 def loss_terms(model, process: DiscreteProcess, objective: str, x0: torch.LongTensor, t: torch.Tensor,
-               u: torch.Tensor, parameterization: str = "posterior", keep: torch.Tensor | None = None) -> torch.Tensor:
+               u: torch.Tensor, parameterization: str = "posterior", keep: torch.Tensor | None = None,
+               time_sampling: str = "uniform") -> torch.Tensor:
     """Per-token loss [B, L] at x_t = corrupt(x0, t, u): the NELBO integrand or σ̄'·score entropy.
     Positions where ``keep`` is true (an SFT prompt) stay clean in x_t. ``"ar"``: the AR baseline's next-token
-    NLL (t, u and the process unused)."""
+    NLL (t, u and the process unused). ``time_sampling="count"``: the count-weighted masked NELBO
+    (:func:`count_loss_terms`)."""
     if objective == "ar":
         return ar_token_nll(model, x0)
+    if time_sampling == "count":
+        return count_loss_terms(model, process, x0, t, u, keep)
     x_t = process.corrupt(x0, t, u)
     if keep is not None:
         x_t = torch.where(keep.bool(), x0, x_t)
     if objective == "nelbo":
         return nelbo_terms_at(model, process, x0, x_t, t)
     return score_entropy_at(model, process, x0, x_t, t, parameterization)
+
+
+def count_loss_terms(model, process: MaskedProcess, x0: torch.LongTensor, t: torch.Tensor, u: torch.Tensor,
+                     keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Count-weighted masked NELBO terms [B, L]: the batch's stratified times t ∈ [0, 1] are read as masking
+    probabilities (position i of row b masked iff u_bi < t_b, prompt positions never), the model sees the time
+    whose α is 1 − t_b, and each masked token is weighted (n+1)/k (:func:`dlm.losses.masked_count_nelbo_terms`)."""
+    maskable = torch.ones_like(x0, dtype=torch.bool) if keep is None else ~keep.bool()
+    masked = (u < t.to(u.dtype).unsqueeze(-1)) & maskable
+    x_t = torch.where(masked, torch.full_like(x0, process.mask_id), x0)
+    alpha_min = float(process.schedule.alpha(1.0))
+    t_model = process.schedule.time_at_alpha((1 - t.double()).clamp_min(alpha_min)).clamp(0.0, 1.0)
+    log_probs = clean_log_probs(model, x_t, t_model.float(), process.vocab_size)
+    return masked_count_nelbo_terms(log_probs, process, x_t, x0, maskable)
 
 
 def loss_weights(batch: dict) -> torch.Tensor | None:
@@ -102,6 +121,10 @@ class Trainer:
         model = self._model()
         self.process = None if train.objective == "ar" else process_from_config(model.config)
         self.parameterization = "score" if getattr(model.config, "head", None) == "score" else "posterior"
+        if train.time_sampling == "count" and not (isinstance(self.process, MaskedProcess)
+                                                   and train.objective == "nelbo" and self.parameterization == "posterior"):
+            raise ConfigError("train.time_sampling: count needs the masked process, objective nelbo and an x0 head",
+                              hint="use time_sampling: uniform for uniform-process, score-entropy or score-head models")
         self.ema = EMA(model, train.ema) if train.ema > 0 else None
         optimizer = torch.optim.AdamW(self._param_groups(model), lr=recipe.optim.lr, betas=tuple(recipe.optim.betas),
                                       eps=recipe.optim.eps)
@@ -177,7 +200,8 @@ class Trainer:
         """(t [B], u [B, L]) of the global batch: one antithetic sweep of times and one uniform per token."""
         train = self.recipe.train
         gen = torch.Generator().manual_seed(train.seed * _STEP_SEED + step)
-        t = sample_times(train.batch_size, 1, train.antithetic, train.t_min, gen)[0]
+        t_min = 0.0 if train.time_sampling == "count" else train.t_min  # count: t is a masking probability ~ U[0, 1]
+        t = sample_times(train.batch_size, 1, train.antithetic, t_min, gen)[0]
         u = torch.rand(train.batch_size, length, generator=gen, dtype=torch.float64)
         return t, u
 
@@ -215,7 +239,7 @@ class Trainer:
             sync = contextlib.nullcontext() if k == self.accum - 1 else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 terms = loss_terms(self.model, self.process, self.recipe.train.objective, x0, t, u,
-                                   self.parameterization, keep).float()
+                                   self.parameterization, keep, self.recipe.train.time_sampling).float()
                 if mask is not None:
                     terms = terms * mask
                 loss = terms.sum() / norm * self.accelerator.num_processes

@@ -56,8 +56,10 @@ def losses(out: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def test_loss_goes_down_on_a_tiny_overfit_run(corpus, tmp_path):
-    raw = tiny_recipe(corpus, tmp_path / "run", max_steps=60, eval_every=60, save_every=60, log_every=1)
+@pytest.mark.parametrize("time_sampling", ["uniform", "count"])
+def test_loss_goes_down_on_a_tiny_overfit_run(corpus, tmp_path, time_sampling):
+    raw = tiny_recipe(corpus, tmp_path / "run", max_steps=60, eval_every=60, save_every=60, log_every=1,
+                      time_sampling=time_sampling)
     metrics = Trainer(recipe_from_dict(raw)).fit()
     curve = losses(tmp_path / "run")
     assert len(curve) == 60
@@ -74,6 +76,15 @@ def test_other_objectives_train(corpus, tmp_path, objective, process, head):
     raw["model"]["config"].update(process=process, head=head, scale_by_sigma=head == "score", time_conditioning=True)
     metrics = Trainer(recipe_from_dict(raw)).fit()
     assert torch.isfinite(torch.tensor(metrics["loss"])) and metrics["val_nats_per_token"] > 0
+
+
+def test_count_time_sampling_needs_the_masked_nelbo(corpus, tmp_path):
+    raw = tiny_recipe(corpus, tmp_path / "run", time_sampling="count")
+    raw["model"]["config"].update(process="uniform")
+    with pytest.raises(ConfigError, match="time_sampling: count"):
+        Trainer(recipe_from_dict(raw))
+    with pytest.raises(ConfigError, match="unknown train.time_sampling"):
+        recipe_from_dict(tiny_recipe(corpus, tmp_path / "run", time_sampling="stratified"))
 
 
 def test_accumulation_equals_one_big_batch(corpus, tmp_path):
