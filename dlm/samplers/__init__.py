@@ -22,6 +22,7 @@ from dlm.samplers.ancestral import (
     ancestral,
     ancestral_step_probs,
     masked_ancestral_probs,
+    masked_reveal_step,
     remasking_probability,
     uniform_ancestral_probs,
 )
@@ -38,6 +39,7 @@ from dlm.samplers.common import (
     initial_state,
     is_time_independent,
     sample_categorical,
+    sample_log_categorical,
     time_grid,
 )
 from dlm.samplers.confidence import confidence, confidence_scores, reveal_counts
@@ -146,9 +148,9 @@ def sample(denoiser, process: DiscreteProcess, num_samples: int, seq_len: int, s
 __all__ = [
     "SAMPLERS", "Sampler", "SampleOutput", "sample", "sample_with_info", "Posterior",
     "euler_step_probs", "analytic_step_probs", "denoise_step_probs", "ancestral_step_probs",
-    "masked_ancestral_probs", "uniform_ancestral_probs", "remasking_probability", "reverse_rate",
+    "masked_ancestral_probs", "masked_reveal_step", "uniform_ancestral_probs", "remasking_probability", "reverse_rate",
     "staggered_score", "transposed_transition", "first_hitting_time", "reveal_counts", "confidence_scores",
-    "sample_categorical", "gumbel_noise", "time_grid", "apply_temperature", "apply_top_p",
+    "sample_categorical", "sample_log_categorical", "gumbel_noise", "time_grid", "apply_temperature", "apply_top_p",
     "classifier_free_guidance", "is_time_independent",
     "euler", "analytic", "ancestral", "first_hitting", "confidence",
 ]

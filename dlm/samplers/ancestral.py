@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from dlm.errors import ConfigError
 from dlm.processes import DiscreteProcess, MaskedProcess, UniformProcess
-from dlm.samplers.common import Run, is_time_independent, noisy_positions, remove_noise, sample_categorical, time_grid
+from dlm.samplers.common import (Run, is_time_independent, noisy_positions, remove_noise, sample_categorical,
+                                sample_log_categorical, time_grid)
 
 REMASK_STRATEGIES = ("cap", "rescale")
 
@@ -49,6 +50,22 @@ def masked_ancestral_probs(log_probs: torch.Tensor, process: MaskedProcess, x: t
     mask_col = F.one_hot(torch.full_like(x, process.mask_id), process.num_states).double()
     from_token = (1 - remask) * onehot + remask * mask_col
     return torch.where((x == process.mask_id).unsqueeze(-1), from_mask, from_token)
+
+
+def masked_reveal_step(run: Run, log_probs: torch.Tensor, x: torch.LongTensor, alpha_t: torch.Tensor,
+                       alpha_s: torch.Tensor) -> torch.LongTensor:
+    """MDLM's masked step (σ = 0) drawn in its factorised form: each mask is revealed with probability
+    (α_s − α_t)/(1 − α_t) (one float64 uniform per position) and only the revealed positions draw a token from
+    the sampling law of p_θ. The same law as :func:`masked_ancestral_probs`, without float64 work over the
+    vocabulary at the positions that stay masked (almost all of them when steps ≈ length)."""
+    reveal_prob = ((alpha_s - alpha_t) / (1 - alpha_t)).reshape(-1, 1)
+    u = torch.rand(x.shape, generator=run.generator, dtype=torch.float64).to(x.device)
+    reveal = (x == run.process.mask_id) & (u < reveal_prob)
+    if not reveal.any():
+        return x
+    x = x.clone()
+    x[reveal] = sample_log_categorical(run.posterior.sampling(log_probs[reveal]), run.generator)
+    return x
 
 
 def uniform_ancestral_probs(log_probs: torch.Tensor, process: UniformProcess, x: torch.LongTensor,
@@ -101,8 +118,11 @@ def ancestral(run: Run, x: torch.LongTensor, steps: int, cache: bool | None = No
         sigma = 0.0
         if remask:
             sigma = remasking_probability(_alpha(process, t), _alpha(process, s), remask, remask_strategy)
-        probs = ancestral_step_probs(run.posterior.sampling(log_probs), process, x, t, s, sigma, point_estimate)
-        x_next = run.keep_fixed(sample_categorical(probs, run.generator))
+        if isinstance(process, MaskedProcess) and not remask:
+            x_next = run.keep_fixed(masked_reveal_step(run, log_probs, x, _alpha(process, t), _alpha(process, s)))
+        else:
+            probs = ancestral_step_probs(run.posterior.sampling(log_probs), process, x, t, s, sigma, point_estimate)
+            x_next = run.keep_fixed(sample_categorical(probs, run.generator))
         stale = (x_next != x).any(-1) if use_cache else torch.ones_like(stale)
         x = x_next
         run.record(i, s, x)

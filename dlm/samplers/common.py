@@ -26,7 +26,12 @@ def gumbel_noise(shape, generator: torch.Generator | None = None, device=None) -
 
 def sample_categorical(weights: torch.Tensor, generator: torch.Generator | None = None) -> torch.LongTensor:
     """x ~ Cat(w / Σw) over the last dim by Gumbel-max, argmax(log w + g), in float64; negative w count as 0."""
-    log_w = torch.log(weights.double().clamp_min(0.0))
+    return sample_log_categorical(torch.log(weights.double().clamp_min(0.0)), generator)
+
+
+def sample_log_categorical(log_w: torch.Tensor, generator: torch.Generator | None = None) -> torch.LongTensor:
+    """x ~ Cat(softmax(log w)) over the last dim by Gumbel-max in float64."""
+    log_w = log_w.double()
     return (log_w + gumbel_noise(log_w.shape, generator, log_w.device)).argmax(dim=-1)
 
 

@@ -11,6 +11,9 @@ from dlm.exact import ExactPosterior, all_sequences, random_toy_distribution
 from dlm.losses import posterior_log_ratios
 from dlm.processes import MaskedProcess, UniformProcess
 from dlm.samplers import (
+    Posterior,
+    Record,
+    Run,
     analytic_step_probs,
     ancestral_step_probs,
     apply_temperature,
@@ -21,6 +24,7 @@ from dlm.samplers import (
     first_hitting_time,
     gumbel_noise,
     masked_ancestral_probs,
+    masked_reveal_step,
     remasking_probability,
     reveal_counts,
     sample_categorical,
@@ -168,6 +172,25 @@ def test_remdm_step_preserves_the_forward_marginals(strategy, eta):
         law = alpha_t * from_clean + (1 - alpha_t) * from_mask
         torch.testing.assert_close(law, process.marginal_probs(x0, s).double(), atol=1e-7, rtol=1e-6)
         assert (from_mask >= 0).all() and (from_clean >= 0).all()
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.6])
+def test_factorised_masked_reveal_step_has_the_ancestral_law(top_p):
+    """The sampler's fast masked step (reveal w.p. (α_s−α_t)/(1−α_t), then draw the token) has the law of the
+    full [B, L, V+1] ancestral transition, also after the top-p transform."""
+    process = MaskedProcess(V)
+    exact = ExactPosterior(process, PROBS, L)
+    n = 40_000
+    x = torch.tensor([[process.mask_id, 1, process.mask_id]]).expand(n, L)
+    posterior = Posterior(exact, process, torch.zeros_like(x, dtype=torch.bool), top_p=top_p)
+    run = Run(process, posterior, posterior.fixed, x, torch.Generator().manual_seed(0), Record())
+    t, s = torch.tensor(0.6, dtype=torch.float64), torch.tensor(0.3, dtype=torch.float64)
+    alpha_t, alpha_s = process.schedule.alpha(t), process.schedule.alpha(s)
+    log_probs = posterior(x, t)
+    drawn = masked_reveal_step(run, log_probs, x, alpha_t, alpha_s)
+    expected = masked_ancestral_probs(posterior.sampling(log_probs[:1]).double(), process, x[:1], alpha_t, alpha_s)[0]
+    freq = F.one_hot(drawn, process.num_states).double().mean(0)
+    assert (freq - expected).abs().max() < 4 * math.sqrt(0.25 / n), (freq, expected)
 
 
 def test_remasking_probability_strategies():
