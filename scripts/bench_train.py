@@ -44,8 +44,7 @@ def recipe(name: str, out: Path, steps: int, procs: int) -> dict:
         "tokenizer": {"name": "gpt2"},
         "data": {"source": "austen", "block_size": spec["seq"], "val_fraction": 0.0},
         "optim": {"lr": 1e-3, "warmup_steps": 0},
-        "train": {"output_dir": str(out), "max_steps": steps, "batch_size": spec["batch"],
-                  "micro_batch_size": spec["batch"] // procs, "log_every": steps // 2,
+        "train": {"output_dir": str(out), "max_steps": steps, "batch_size": spec["batch"], "log_every": steps // 2,
                   "eval_every": 10 * steps, "save_every": 10 * steps, "cpu": True},
     }
 

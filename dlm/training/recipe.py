@@ -66,7 +66,7 @@ class TrainSection:
     objective: str = "nelbo"
     max_steps: int = 1000
     batch_size: int = 32
-    micro_batch_size: int | None = None
+    micro_batch_size: int | None = None  # per process and forward; default batch_size / processes
     seed: int = 0
     antithetic: bool = True
     t_min: float = 1e-3

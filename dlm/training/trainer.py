@@ -102,7 +102,7 @@ class Trainer:
         self.output_dir = Path(train.output_dir)
         self.accelerator = accelerator or self._accelerator()
         procs = self.accelerator.num_processes
-        micro = train.micro_batch_size or train.batch_size
+        micro = train.micro_batch_size or max(1, train.batch_size // procs)  # default: no accumulation
         if train.batch_size % (micro * procs):
             raise ConfigError(
                 f"train.batch_size={train.batch_size} does not split into micro-batches of {micro} over {procs} processes",
