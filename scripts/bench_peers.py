@@ -55,11 +55,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlm.denoiser import clean_log_probs  # noqa: E402
-from dlm.exact import ExactPosterior, random_toy_distribution  # noqa: E402
+from dlm.evaluation.report import markdown_table, write_report  # noqa: E402
+from dlm.exact import ExactPosterior, TabulatedPosterior, random_toy_distribution  # noqa: E402
 from dlm.losses import nelbo_terms_at, posterior_log_ratios, score_entropy_at  # noqa: E402
 from dlm.processes import MaskedProcess  # noqa: E402
 from dlm.samplers import sample_with_info  # noqa: E402
-from tests.samplers.toy import Tabulated, empirical, expected_tv_noise, total_variation  # noqa: E402
+from dlm.samplers.reference import empirical, expected_tv_noise, total_variation  # noqa: E402
 
 
 # --- upstream code, imported in isolation ---------------------------------------------------------------------
@@ -445,7 +446,7 @@ def toy_rows(specs, vocab: int, length: int, samples: int, steps_list: list[int]
     rows = []
     for label, runner in specs:
         for steps in steps_list:
-            denoiser = Counted(Tabulated(exact, time_independent=True))
+            denoiser = Counted(TabulatedPosterior(exact, time_independent=True))
             start = time.perf_counter()
             tokens = runner(denoiser, process, samples, length, steps, seed)
             seconds = time.perf_counter() - start
@@ -516,13 +517,6 @@ def trained_rows(specs, model_dir: str, ar_dir: str | None, judge: str, samples:
 
 
 # --- output -------------------------------------------------------------------------------------------------------
-def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join("–" if row.get(k) is None else format(row[k], f) for k, _, f in columns) + " |")
-    return "\n".join(lines)
-
-
 MODEL_COLUMNS = [("model", "model", ""), ("impl", "implementation", ""), ("fwd_tokens_per_s", "fwd tokens/s", ",.0f"),
                  ("fwd_bwd_tokens_per_s", "fwd+bwd tokens/s", ",.0f"),
                  ("max_abs_output_diff", "max |Δ output|", ".1e"), ("max_abs_loss_diff", "max |Δ loss|", ".1e")]
@@ -634,14 +628,14 @@ def main(argv: list[str] | None = None) -> int:
         result["shape"] = shape
         tables += [f"### Denoiser: hidden {shape['hidden']}, {shape['layers']} layers, {shape['heads']} heads, vocab "
                    f"{shape['vocab']}, batch {shape['batch']} × {shape['seq']} tokens, fp32, "
-                   f"{result['threads']} thread(s)\n", markdown(rows, MODEL_COLUMNS), ""]
+                   f"{result['threads']} thread(s)\n", markdown_table(rows, MODEL_COLUMNS), ""]
     specs = sampler_specs(sedd, mdlm, fm)
     if "toy" in args.parts:
         rows = toy_rows(specs, args.toy_vocab, args.toy_length, args.toy_samples, args.toy_steps, args.seed)
         result["toy"] = {"vocab": args.toy_vocab, "length": args.toy_length, "samples": args.toy_samples, "rows": rows}
         tables += [f"### Samplers on the exact-posterior toy: masked, V={args.toy_vocab}, L={args.toy_length}, "
                    f"{args.toy_samples} samples (TV noise floor {rows[0]['tv_noise_floor']:.4f})\n",
-                   markdown(rows, TOY_COLUMNS), ""]
+                   markdown_table(rows, TOY_COLUMNS), ""]
     if "trained" in args.parts:
         if not args.model:
             print("[skip] trained-model samplers: pass --model DIR", file=sys.stderr)
@@ -651,17 +645,11 @@ def main(argv: list[str] | None = None) -> int:
             result["trained"] = {"model": args.model, "ar_model": args.ar_model, "judge": args.judge,
                                  "samples": args.samples, "steps": args.steps, "rows": rows}
             tables += [f"### Samplers on {args.model}: {args.samples} samples, {args.steps} steps, judge "
-                       f"{args.judge or 'none'}\n", markdown(rows, TRAINED_COLUMNS), ""]
+                       f"{args.judge or 'none'}\n", markdown_table(rows, TRAINED_COLUMNS), ""]
     result["figures"] = plot(result, args.figures)
     result["seconds"] = time.perf_counter() - clock
     text = "\n".join(tables) + f"\n(total {result['seconds']:.0f} s)\n"
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
+    write_report(text, result, args.markdown, args.json)
     return 0
 
 

@@ -27,11 +27,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dlm.exact import ExactPosterior, random_toy_distribution  # noqa: E402
+from dlm.evaluation.report import markdown_table, write_report  # noqa: E402
+from dlm.exact import ExactPosterior, TabulatedPosterior, random_toy_distribution  # noqa: E402
 from dlm.processes import MaskedProcess, UniformProcess  # noqa: E402
 from dlm.samplers import sample_with_info, time_grid  # noqa: E402
-from tests.samplers.toy import (  # noqa: E402  (exact references shared with the tests)
-    Tabulated, chain_law, empirical, expected_tv_noise, step_fn, total_variation)
+from dlm.samplers.reference import chain_law, empirical, expected_tv_noise, step_fn, total_variation  # noqa: E402
 
 # (label, method, options, processes); first_hitting ignores the step count
 SAMPLERS = [
@@ -68,7 +68,7 @@ def toy_rows(vocab: int, length: int, samples: int, steps_list: list[int], seed:
             if process.name not in processes:
                 continue
             for steps in toy_steps(method, length, steps_list):
-                denoiser = Tabulated(exact, time_independent=isinstance(process, MaskedProcess))
+                denoiser = TabulatedPosterior(exact, time_independent=isinstance(process, MaskedProcess))
                 start = time.perf_counter()
                 out = sample_with_info(denoiser, process, samples, length, steps, method=method,
                                        generator=torch.Generator().manual_seed(seed), **options)
@@ -125,15 +125,6 @@ def model_rows(model_dir: str, samples: int, seq_len: int, steps_list: list[int]
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
-
-
-def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """A markdown table of ``rows`` with (key, header, format) columns."""
-    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [("–" if row.get(k) is None else format(row[k], f)) for k, _, f in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 TOY_COLUMNS = [("process", "process", ""), ("sampler", "sampler", ""), ("steps", "steps", ""), ("nfe", "calls", ""),
@@ -193,23 +184,17 @@ def main(argv: list[str] | None = None) -> int:
 
     toy = toy_rows(args.vocab, args.length, args.samples, args.steps, args.seed)
     tables = [f"### Exact toy: V={args.vocab}, L={args.length}, {args.samples} samples "
-              f"(noise floor TV = {toy[0]['tv_noise_floor']:.4f})\n", markdown(toy, TOY_COLUMNS)]
+              f"(noise floor TV = {toy[0]['tv_noise_floor']:.4f})\n", markdown_table(toy, TOY_COLUMNS)]
     plot(toy, args.plot)
     result = {"toy": {"vocab": args.vocab, "length": args.length, "samples": args.samples, "rows": toy}}
     if args.model:
         torch.set_num_threads(threads)
         rows = model_rows(args.model, args.model_samples, args.seq_len, args.steps, args.device, args.seed)
         tables += [f"\n### Model {args.model}: {args.model_samples} samples of {args.seq_len} tokens\n",
-                   markdown(rows, MODEL_COLUMNS)]
+                   markdown_table(rows, MODEL_COLUMNS)]
         result["model"] = {"path": args.model, "seq_len": args.seq_len, "rows": rows}
     text = "\n".join(tables) + "\n"
-    if args.markdown:
-        args.markdown.write_text(text)
-    else:
-        print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=1))
+    write_report(text, result, args.markdown, args.json)
     return 0
 
 

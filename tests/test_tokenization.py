@@ -25,14 +25,6 @@ TEXT = ("The quick brown fox jumps over the lazy dog. " * 8 + "Naïve café, 東
 
 
 @pytest.fixture(scope="module")
-def gpt2():
-    try:
-        return gpt2_tokenizer()
-    except DataError as err:
-        pytest.fail(f"GPT-2 assets missing, run 'bash scripts/setup_assets.sh': {err.one_line()}")
-
-
-@pytest.fixture(scope="module")
 def bpe(tmp_path_factory):
     out = tmp_path_factory.mktemp("bpe")
     return train_bpe_tokenizer([TEXT], vocab_size=300, out_dir=out), out

@@ -234,6 +234,17 @@ def _hold_out(docs: datasets.Dataset, config: DataConfig) -> tuple[datasets.Data
     return parts["train"], parts["test"]
 
 
+def train_and_validation(config: DataConfig, load) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    """(train, validation) rows from ``load(source, config[, split])``: validation is ``val_source`` when given,
+    else a seeded ``val_fraction`` hold-out, else ``None``."""
+    rows = load(config.source, config)
+    if config.val_source is not None:
+        return rows, load(config.val_source, config, config.val_split)
+    if config.val_fraction > 0:
+        return _hold_out(rows, config)
+    return rows, None
+
+
 def build_datasets(config: DataConfig, tokenizer: PreTrainedTokenizerBase
                    ) -> tuple[datasets.Dataset, datasets.Dataset | None]:
     """(train, validation) block datasets with ``input_ids`` (+ ``attention_mask`` for ``"pad"``).
@@ -245,12 +256,6 @@ def build_datasets(config: DataConfig, tokenizer: PreTrainedTokenizerBase
         from dlm.training.sft import build_sft_datasets
 
         return build_sft_datasets(config, tokenizer)
-    docs = load_documents(config.source, config)
-    if config.val_source is not None:
-        val_docs = load_documents(config.val_source, config, config.val_split)
-    elif config.val_fraction > 0:
-        docs, val_docs = _hold_out(docs, config)
-    else:
-        val_docs = None
+    docs, val_docs = train_and_validation(config, load_documents)
     train = pack_documents(docs, tokenizer, config)
     return train, (pack_documents(val_docs, tokenizer, config) if val_docs is not None else None)

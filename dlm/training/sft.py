@@ -182,14 +182,8 @@ def pack_sft(records: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, conf
 def build_sft_datasets(config, tokenizer: PreTrainedTokenizerBase
                        ) -> tuple[datasets.Dataset, datasets.Dataset | None]:
     """(train, validation) SFT row datasets; a Jinja ``config.chat_template`` is set on ``tokenizer`` first."""
-    from dlm.training.data import _hold_out
+    from dlm.training.data import train_and_validation
 
     set_chat_template(tokenizer, config.chat_template)
-    records = load_sft_records(config.source, config)
-    if config.val_source is not None:
-        val = load_sft_records(config.val_source, config, config.val_split)
-    elif config.val_fraction > 0:
-        records, val = _hold_out(records, config)
-    else:
-        val = None
+    records, val = train_and_validation(config, load_sft_records)
     return pack_sft(records, tokenizer, config), (pack_sft(val, tokenizer, config) if val is not None else None)

@@ -44,29 +44,30 @@ def tokenizer():
     return train_bpe_tokenizer(sentences(300), 300)
 
 
+def saved(model, tokenizer, out: Path) -> Path:
+    """A model directory: ``model`` with every weight perturbed (see :func:`perturb`) and its tokenizer."""
+    perturb(model).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def dlm_dir(tmp_path_factory, tokenizer) -> Path:
-    out = tmp_path_factory.mktemp("dlm")
     _, mask_id = mask_token_id_for(tokenizer)
     torch.manual_seed(0)
     config = DLMConfig(vocab_size=mask_id + 1, hidden_size=32, cond_dim=16, num_hidden_layers=1,
                        num_attention_heads=2, max_seq_len=24)
-    perturb(DLMForDiffusion(config)).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return saved(DLMForDiffusion(config), tokenizer, tmp_path_factory.mktemp("dlm"))
 
 
 @pytest.fixture(scope="session")
 def ar_dir(tmp_path_factory, tokenizer) -> Path:
     from dlm.training.ar import build_ar_model
 
-    out = tmp_path_factory.mktemp("ar")
     torch.manual_seed(0)
     model = build_ar_model(tokenizer, {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                                        "max_seq_len": 24})
-    perturb(model).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return saved(model, tokenizer, tmp_path_factory.mktemp("ar"))
 
 
 @pytest.fixture(scope="session")

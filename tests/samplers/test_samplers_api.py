@@ -9,7 +9,7 @@ from dlm.exact import ExactPosterior, random_toy_distribution
 from dlm.losses import posterior_log_ratios
 from dlm.processes import MaskedProcess, UniformProcess
 from dlm.samplers import SAMPLERS, Posterior, is_time_independent, sample, sample_with_info
-from tests.samplers.toy import Tabulated
+from dlm.exact import TabulatedPosterior
 
 V, L = 4, 3
 PROBS = random_toy_distribution(V, L, seed=1)
@@ -20,7 +20,7 @@ IDS = [f"{p.name}-{m}" for p, m in ALL]
 
 
 def denoiser(process, probs=PROBS, length=L, **kwargs):
-    return Tabulated(ExactPosterior(process, probs, length), **kwargs)
+    return TabulatedPosterior(ExactPosterior(process, probs, length), **kwargs)
 
 
 def gen(seed=0):
@@ -147,7 +147,7 @@ def test_classifier_free_guidance_combines_conditional_and_unconditional_posteri
     guided = Posterior(exact, MASKED, fixed, cfg_scale=1.5)(x, t)
     cond, uncond = exact(x, t).double(), exact(x.masked_fill(fixed, V), t).double()
     torch.testing.assert_close(guided, torch.log_softmax(2.5 * cond - 1.5 * uncond, dim=-1), atol=1e-5, rtol=1e-5)
-    out = sample_with_info(Tabulated(exact), MASKED, 100, L, 6, method="ancestral", generator=gen(),
+    out = sample_with_info(TabulatedPosterior(exact), MASKED, 100, L, 6, method="ancestral", generator=gen(),
                            prompt=torch.tensor([[1]]), cfg_scale=2.0, cache=False)
     assert out.nfe in (6, 7) and (out.tokens[:, 0] == 1).all()  # one batched call per step (+ clean-up)
     assert out.nfe_per_sample == 2 * out.nfe  # each call evaluates the conditional and the unconditional input

@@ -17,7 +17,8 @@ from dlm.exact import ExactPosterior, random_toy_distribution
 from dlm.processes import MaskedProcess, UniformProcess
 from dlm.samplers import sample, time_grid
 from dlm.schedules import CosineSchedule
-from tests.samplers.toy import Tabulated, chain_law, empirical, expected_tv_noise, step_fn, total_variation
+from dlm.exact import TabulatedPosterior
+from dlm.samplers.reference import chain_law, empirical, expected_tv_noise, step_fn, total_variation
 
 V, L, N = 4, 3, 20_000
 PROBS = random_toy_distribution(V, L, seed=1)
@@ -48,7 +49,7 @@ def test_step_samplers_follow_their_exact_chain(cls, method):
     process = cls(V)
     exact = ExactPosterior(process, PROBS, L)
     steps = 12
-    samples = sample(Tabulated(exact), process, N, L, steps, method=method, generator=torch.Generator().manual_seed(1))
+    samples = sample(TabulatedPosterior(exact), process, N, L, steps, method=method, generator=torch.Generator().manual_seed(1))
     chain = chain_law(step_fn(method, process), exact, time_grid(process.schedule, steps))
     check_law(samples, PROBS, chain)
 
@@ -78,7 +79,7 @@ def test_masked_ancestral_bias_is_below_the_collision_bound():
 
 def test_euler_empirical_error_shrinks_with_steps():
     process = UniformProcess(V)
-    denoiser = Tabulated(ExactPosterior(process, PROBS, L))
+    denoiser = TabulatedPosterior(ExactPosterior(process, PROBS, L))
     tv = [total_variation(empirical(sample(denoiser, process, N, L, n, method="euler",
                                            generator=torch.Generator().manual_seed(2)), V), PROBS) for n in (3, 48)]
     assert tv[0] > 5 * tv[1], tv
@@ -87,7 +88,7 @@ def test_euler_empirical_error_shrinks_with_steps():
 
 def test_first_hitting_is_exact():
     process = MaskedProcess(V, CosineSchedule())
-    denoiser = Tabulated(ExactPosterior(process, PROBS, L), time_independent=True)
+    denoiser = TabulatedPosterior(ExactPosterior(process, PROBS, L), time_independent=True)
     samples = sample(denoiser, process, N, L, method="first_hitting", generator=torch.Generator().manual_seed(3))
     check_law(samples, PROBS)
 
@@ -95,7 +96,7 @@ def test_first_hitting_is_exact():
 def test_confidence_in_random_order_one_token_per_step_is_exact():
     """With a random order and one reveal per step, confidence sampling is any-order autoregressive: exact."""
     process = MaskedProcess(V)
-    denoiser = Tabulated(ExactPosterior(process, PROBS, L), time_independent=True)
+    denoiser = TabulatedPosterior(ExactPosterior(process, PROBS, L), time_independent=True)
     samples = sample(denoiser, process, N, L, L, method="confidence", confidence="random",
                      generator=torch.Generator().manual_seed(4))
     check_law(samples, PROBS)
@@ -105,7 +106,7 @@ def test_remdm_follows_its_chain():
     process = MaskedProcess(V)
     exact = ExactPosterior(process, PROBS, L)
     options = dict(remask=0.1, remask_strategy="rescale")
-    samples = sample(Tabulated(exact), process, N, L, 12, method="ancestral",
+    samples = sample(TabulatedPosterior(exact), process, N, L, 12, method="ancestral",
                      generator=torch.Generator().manual_seed(5), **options)
     chain = chain_law(step_fn("ancestral", process, **options), exact, time_grid(process.schedule, 12))
     check_law(samples, PROBS, chain)
@@ -128,7 +129,7 @@ def test_masked_prefix_and_suffix_conditioning_is_exact(method):
     fixed = {0: 2, 2: 1}
     target = conditional(PROBS, fixed)
     mask = torch.tensor([[False, False, True]])
-    samples = sample(Tabulated(exact, time_independent=True), process, N, L, 8, method=method,
+    samples = sample(TabulatedPosterior(exact, time_independent=True), process, N, L, 8, method=method,
                      generator=torch.Generator().manual_seed(6), prompt=torch.tensor([[2]]),
                      fixed_mask=mask, fixed_tokens=torch.tensor([[0, 0, 1]]))
     assert (samples[:, 0] == 2).all() and (samples[:, 2] == 1).all()
@@ -145,7 +146,7 @@ def test_uniform_conditioning_with_a_conditional_denoiser():
     fixed = {0: 3}
     target = conditional(PROBS, fixed)
     exact = ExactPosterior(process, target, L)
-    samples = sample(Tabulated(exact), process, N, L, 12, method="analytic", generator=torch.Generator().manual_seed(7),
+    samples = sample(TabulatedPosterior(exact), process, N, L, 12, method="analytic", generator=torch.Generator().manual_seed(7),
                      prompt=torch.tensor([[3]]))
     assert (samples[:, 0] == 3).all()
     check_law(samples, target, chain_law(step_fn("analytic", process), exact, time_grid(process.schedule, 12), fixed),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dlm.errors import ConfigError, DataError
-from dlm.tokenization import gpt2_tokenizer, train_bpe_tokenizer
+from dlm.tokenization import train_bpe_tokenizer
 from dlm.training import corpora
 from dlm.training.corpora import jane_austen_documents, load_corpus, shakespeare_documents
 from dlm.training.data import DataConfig, build_datasets, load_documents, separators
@@ -194,14 +194,6 @@ def test_data_errors(tokenizer, txt_dir, tmp_path):
         build_datasets(config(tmp_path / "data.csv", tmp_path), tokenizer)
     with pytest.raises(ConfigError, match="no room for a token between bos and eos"):
         build_datasets(config(txt_dir, tmp_path, block_size=2, packing="pad"), tokenizer)
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    try:
-        return gpt2_tokenizer()
-    except DataError as err:
-        pytest.fail(f"GPT-2 assets missing, run 'bash scripts/setup_assets.sh': {err.one_line()}")
 
 
 def corpus(name):

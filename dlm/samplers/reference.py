@@ -1,5 +1,6 @@
-"""Exact references for sampler tests on an enumerable toy: a fast exact denoiser, the sampling-noise level of
-the total-variation distance, and the exact law of a per-token step chain (its discretisation bias)."""
+"""Exact references for samplers on an enumerable toy (tests and scripts/bench_sampling.py): the sampling-noise
+level of the total-variation distance, and the exact law of a per-token step chain (its discretisation bias).
+Use with :class:`dlm.exact.TabulatedPosterior`, the fast exact denoiser."""
 
 from __future__ import annotations
 
@@ -11,28 +12,8 @@ import torch
 from dlm.exact import ExactPosterior, all_sequences, sequence_index
 from dlm.losses import posterior_log_ratios
 from dlm.processes import DiscreteProcess, MaskedProcess
-from dlm.samplers import analytic_step_probs, ancestral_step_probs, euler_step_probs, remasking_probability
-
-
-class Tabulated:
-    """``exact`` evaluated once per distinct (x_t, t) row: 20k samples of L = 3 share at most (V+1)^3 states."""
-
-    def __init__(self, exact: ExactPosterior, time_independent: bool | None = None):
-        self.exact = exact
-        self.calls = 0
-        if time_independent is not None:
-            self.time_independent = time_independent
-
-    def __call__(self, x_t: torch.LongTensor, t: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        t = torch.as_tensor(t).double().expand(x_t.shape[0])
-        if getattr(self, "time_independent", False):
-            t = torch.full_like(t, 0.5)
-        times, t_index = torch.unique(t, return_inverse=True)
-        key = sequence_index(x_t, self.exact.process.num_states) * len(times) + t_index
-        rows, inverse = torch.unique(key, return_inverse=True)
-        states = all_sequences(self.exact.process.num_states, x_t.shape[1])[rows // len(times)]
-        return self.exact(states, times[rows % len(times)].float())[inverse]
+from dlm.samplers.ancestral import ancestral_step_probs, remasking_probability
+from dlm.samplers.tau_leaping import analytic_step_probs, euler_step_probs
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:

@@ -1,0 +1,24 @@
+"""Benchmark results as markdown: the tables the scripts under ``scripts/`` write into the README and docs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A markdown table of ``rows`` with ``(key, header, format spec)`` columns; a missing or None value is "–"."""
+    lines = ["| " + " | ".join(header for _, header, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = ["–" if row.get(key) is None else format(row[key], spec) for key, _, spec in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(text: str, result: dict, markdown: Path | None = None, json_path: Path | None = None) -> None:
+    """Print the markdown ``text`` and write it to ``markdown``, and ``result`` as indented JSON to ``json_path``."""
+    print(text)
+    for path, content in ((markdown, text), (json_path, None if json_path is None else json.dumps(result, indent=1))):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
