@@ -14,7 +14,7 @@ import sys
 
 from dlm.errors import DLMError
 
-SUBCOMMANDS = ("generate", "train", "eval", "convert", "tokenizer", "push", "card", "lora")
+SUBCOMMANDS = ("generate", "generate-image", "train", "eval", "convert", "tokenizer", "push", "card", "lora")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,10 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlm", description="Diffusion language models.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:
+        module_name = f"dlm.cli.{name.replace('-', '_')}"  # generate-image -> dlm.cli.generate_image
         try:
-            module = importlib.import_module(f"dlm.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != f"dlm.cli.{name}":
+            if exc.name != module_name:
                 raise
             continue
         module.add_parser(subparsers)
