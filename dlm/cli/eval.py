@@ -35,6 +35,8 @@ def add_parser(subparsers) -> None:
     gen.add_argument("--length", type=int, default=None, help="tokens per sample (default: the model's context)")
     gen.add_argument("--steps", type=int, default=128, help="sampling steps (default 128)")
     gen.add_argument("--sampler", default="ancestral", help="euler, analytic, ancestral, first_hitting or confidence")
+    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus top-p of the clean-token posterior (diffusion)")
     gen.add_argument("--self-bleu", action="store_true", help="also compute self-BLEU-4 (quadratic in samples)")
     gen.add_argument("--samples-out", type=Path, help="write the samples here, one JSON object per line")
     parser.add_argument("--seed", type=int, default=0)
@@ -85,10 +87,14 @@ def run(args: argparse.Namespace) -> int:
     num_samples = args.num_samples or (16 if args.gen_ppl else None)
     if num_samples:
         length = args.length or context
+        if kind == "ar" and args.top_p < 1.0:
+            raise InputError("--top-p applies to the diffusion samplers", hint="drop --top-p for an AR baseline")
+        options = {"temperature": args.temperature} if kind == "ar" else {"temperature": args.temperature,
+                                                                            "top_p": args.top_p}
         samples = draw_samples(model, tokenizer, num_samples, length, args.steps, args.sampler, args.seed,
-                               args.batch_size)
+                               args.batch_size, **options)
         report["samples"] = {"num_samples": num_samples, "length": length, "steps": None if kind == "ar" else args.steps,
-                             "sampler": "ar" if kind == "ar" else args.sampler,
+                             "sampler": "ar" if kind == "ar" else args.sampler, **options,
                              "seconds_per_sample": samples.seconds_per_sample, "nfe_per_sample": samples.nfe_per_sample}
         report["diversity"] = diversity_report(samples.tokens, with_self_bleu=args.self_bleu)
         if args.gen_ppl:

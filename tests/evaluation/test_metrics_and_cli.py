@@ -55,8 +55,18 @@ def test_cli_eval_of_the_ar_baseline(ar_dir, capsys):
     assert "(ar)" in text and "ancestral AR" in text and "8.0 network calls" in text
 
 
+def test_cli_eval_passes_temperature_and_top_p_to_the_sampler(dlm_dir, ar_dir, capsys):
+    args = ["--num-samples", "2", "--length", "6", "--steps", "3", "--json"]
+    assert main(["eval", "--model", str(dlm_dir), *args, "--temperature", "0.7", "--top-p", "0.5"]) == 0
+    samples = json.loads(capsys.readouterr().out)["samples"]
+    assert samples["temperature"] == 0.7 and samples["top_p"] == 0.5
+    assert main(["eval", "--model", str(ar_dir), *args, "--top-p", "0.5"]) == 2
+    assert "--top-p applies to the diffusion samplers" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args,message", [
     ([], "nothing to evaluate"),
+    (["--num-samples", "2", "--top-p", "1.5"], "top_p"),
     (["--data", "x", "--recipe", "y.yaml"], "not both"),
     (["--num-samples", "0"], "positive"),
     (["--num-samples", "2", "--sampler", "magic"], "unknown sampling method"),
