@@ -108,8 +108,11 @@ def _recipe_table(recipe: dict) -> list[tuple[str, str]]:
                  else f"`{tok.get('name')}`"))
     block, batch, steps = data.get("block_size"), train.get("batch_size"), train.get("max_steps")
     rows.append(("sequence length", f"{block} tokens ({data.get('packing', 'wrap')} packing)"))
-    rows.append(("objective", {"nelbo": "NELBO (MDLM masked-KL / uniform ELBO)",
-                               "score_entropy": "score entropy (SEDD)"}.get(train.get("objective"), str(train.get("objective")))))
+    objective = {"nelbo": "NELBO (MDLM masked-KL / uniform ELBO)", "score_entropy": "score entropy (SEDD)",
+                 "ar": "next-token cross entropy (AR baseline)"}.get(train.get("objective"), str(train.get("objective")))
+    if train.get("time_sampling") == "count":
+        objective += ", count-weighted estimator ((n+1)/k per masked token)"
+    rows.append(("objective", objective))
     if steps and batch:
         tokens = f", {steps * batch * block:,} tokens" if block and data.get("format", "text") != "sft" else ""
         rows.append(("steps", f"{steps:,} × batch {batch}{tokens}"))

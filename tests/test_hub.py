@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory) -> Path:
     recipe = {"model": {"init_from": None, "config": {"hidden_size": 32}}, "tokenizer": {"name": "train", "vocab_size": 300},
               "data": {"source": "austen", "block_size": 16, "packing": "wrap", "val_fraction": 0.1},
               "optim": {"lr": 0.003, "warmup_steps": 5, "lr_schedule": "cosine", "weight_decay": 0.0},
-              "train": {"objective": "nelbo", "max_steps": 20, "batch_size": 8, "ema": 0.0, "mixed_precision": "no"}}
+              "train": {"objective": "nelbo", "time_sampling": "count", "max_steps": 20, "batch_size": 8, "ema": 0.0, "mixed_precision": "no"}}
     ckpt = run / "checkpoint-20"
     (ckpt / "trainer_state.json").write_text(json.dumps({"step": 20, "recipe": recipe}))
     for name in ("optimizer.pt", "scheduler.pt", "rng.pt"):
@@ -200,6 +200,7 @@ def test_model_card_metadata_recipe_figures_and_usage(run_dir):
     text = card.text
     assert "| validation NELBO (bits/token) | 5.049 |" in text and "at step 20" in text
     assert "| steps | 20 × batch 8, 2,560 tokens |" in text
+    assert "| objective | NELBO (MDLM masked-KL / uniform ELBO), count-weighted estimator" in text
     assert "| data | Jane Austen's six novels" in text
     n_params = sum(p.numel() for p in DLMForDiffusion.from_pretrained(run_dir / "final").parameters())
     assert f"| parameters | {n_params:,} |" in text
