@@ -11,7 +11,6 @@ Checkpoints, EMA and the learning-rate schedule are the language trainer's (:mod
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from dlm.continuous.losses import dsm_loss
-from dlm.errors import CheckpointError, DataError
+from dlm.errors import DataError
 from dlm.images.captions import caption_set
 from dlm.images.conditioning import CaptionBank, TextCondition
 from dlm.images.configuration_unet import UNetConfig
@@ -31,7 +30,8 @@ from dlm.images.modeling_unet import UNetForDiffusion
 from dlm.images.pixels import to_model_space
 from dlm.images.recipe import ImageRecipe
 from dlm.images.text_encoders import load_text_encoder
-from dlm.training.checkpoint import checkpoint_dirs, load_training_state, save_checkpoint, save_model_dir
+from dlm.training.checkpoint import append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run
+from dlm.training.step import apply_gradients
 from dlm.training.ema import EMA
 from dlm.training.schedule import lr_lambda
 
@@ -102,13 +102,8 @@ class ImageTrainer:
                                   self.recipe.train.weighting, "eps", generator=gen)
             loss = per_sample.mean() / x0[0].numel()
         self.accelerator.backward(loss)
-        if self.recipe.optim.grad_clip > 0:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update(self.accelerator.unwrap_model(self.model))
+        apply_gradients(self.accelerator, self.model, self.optimizer, self.scheduler, self.ema,
+                        self.recipe.optim.grad_clip)
         return float(self.accelerator.reduce(loss.detach(), reduction="mean"))
 
     def save(self) -> None:
@@ -121,36 +116,19 @@ class ImageTrainer:
 
     def resume(self, path: str | Path | bool = True) -> None:
         """Continue from ``path`` or the newest complete checkpoint in ``output_dir``."""
-        if path is True:
-            found = checkpoint_dirs(self.output_dir)
-            if not found:
-                raise CheckpointError(f"no checkpoint to resume from in {self.output_dir}", hint="start without --resume")
-            path = found[-1]
-        path = Path(path)
-        try:
-            self.accelerator.unwrap_model(self.model).load_state_dict(load_file(path / "model.safetensors"))
-        except (OSError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {path} has no loadable model: {' '.join(str(err).split())[:200]}",
-                                  hint="delete it to resume from the previous one") from None
-        state, ema = load_training_state(path, self.optimizer, self.scheduler)
-        if self.ema is not None and ema is not None:
-            self.ema.load_state_dict(ema)
-        self.step = int(state["step"])
+        model = self.accelerator.unwrap_model(self.model)
+        self.step = resume_checkpoint(self.output_dir, path,
+                                      lambda found: model.load_state_dict(load_file(found / "model.safetensors")),
+                                      self.optimizer, self.scheduler, self.ema)
 
     def log(self, record: dict) -> None:
         if self.accelerator.is_main_process:
-            with open(self.output_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_log(self.output_dir, record)
 
     def fit(self, resume: str | Path | bool = False) -> dict[str, float]:
         """Train to ``max_steps``, logging and checkpointing on the way; writes ``final/``; returns the last metrics."""
         train = self.recipe.train
-        if resume:
-            self.resume(resume)
-        elif checkpoint_dirs(self.output_dir):
-            raise CheckpointError(f"{self.output_dir} already holds checkpoints",
-                                  hint="pass --resume to continue, or choose another train.output_dir")
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        start_run(self.output_dir, resume, self.resume)
         metrics: dict[str, float] = {}
         bar = tqdm(total=train.max_steps, initial=self.step, disable=not self.accelerator.is_main_process,
                    desc="train", dynamic_ncols=True)

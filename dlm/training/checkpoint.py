@@ -78,3 +78,40 @@ def load_training_state(path: Path, optimizer, scheduler) -> tuple[dict, dict[st
         raise CheckpointError(f"checkpoint {path} is corrupt or incomplete: {reason}",
                               hint="delete it to resume from the previous one, or start without --resume") from None
     return state, ema
+
+
+def resume_checkpoint(output_dir: Path, path: str | Path | bool, load_model, optimizer, scheduler, ema=None) -> int:
+    """Resume a run from checkpoint ``path`` (True: the newest complete one in ``output_dir``): the model by
+    ``load_model(path)``, then optimizer, scheduler, RNG and EMA; returns the checkpoint's step."""
+    if path is True:
+        found = checkpoint_dirs(output_dir)
+        if not found:
+            raise CheckpointError(f"no checkpoint to resume from in {output_dir}", hint="start without --resume")
+        path = found[-1]
+    path = Path(path)
+    try:
+        load_model(path)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} has no loadable model: {' '.join(str(err).split())[:200]}",
+                              hint="delete it to resume from the previous one") from None
+    state, ema_state = load_training_state(path, optimizer, scheduler)
+    if ema is not None and ema_state is not None:
+        ema.load_state_dict(ema_state)
+    return int(state["step"])
+
+
+def start_run(output_dir: Path, resume, resume_fn) -> None:
+    """Before the loop: ``resume_fn(resume)`` when resuming; otherwise refuse to start over the checkpoints of
+    another run. Creates ``output_dir``."""
+    if resume:
+        resume_fn(resume)
+    elif checkpoint_dirs(output_dir):
+        raise CheckpointError(f"{output_dir} already holds checkpoints",
+                              hint="pass --resume to continue, or choose another train.output_dir")
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+
+
+def append_log(output_dir: Path, record: dict) -> None:
+    """One JSON line in ``<output_dir>/log.jsonl``."""
+    with open(Path(output_dir) / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")

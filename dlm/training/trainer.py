@@ -14,7 +14,6 @@ tokens); their loss is LLaDA's: each row's response NELBO divided by its respons
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 import time
@@ -33,7 +32,8 @@ from dlm.models import DLMConfig, DLMForDiffusion
 from dlm.processes import DiscreteProcess, MaskedProcess, process_from_config
 from dlm.tokenization import load_tokenizer, mask_token_id_for, train_bpe_tokenizer
 from dlm.training.ar import ar_token_nll, build_ar_model
-from dlm.training.checkpoint import checkpoint_dirs, load_training_state, save_checkpoint, save_model_dir
+from dlm.training.checkpoint import append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run
+from dlm.training.step import apply_gradients
 from dlm.training.data import build_datasets, load_documents
 from dlm.training.ema import EMA
 from dlm.training.recipe import Recipe
@@ -245,13 +245,8 @@ class Trainer:
                 loss = terms.sum() / norm * self.accelerator.num_processes
             self.accelerator.backward(loss)
             total += terms.detach().sum()
-        if self.recipe.optim.grad_clip > 0:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.recipe.optim.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update(self.accelerator.unwrap_model(self.model))
+        apply_gradients(self.accelerator, self.model, self.optimizer, self.scheduler, self.ema,
+                        self.recipe.optim.grad_clip)
         return float(self.accelerator.reduce(total, "sum")) / norm
 
     @torch.no_grad()
@@ -303,45 +298,29 @@ class Trainer:
 
     def resume(self, path: str | Path | bool = True) -> None:
         """Load model, optimizer, scheduler, EMA and RNG from ``path`` (True: the newest checkpoint)."""
-        if path is True:
-            found = checkpoint_dirs(self.output_dir)
-            if not found:
-                raise CheckpointError(f"no checkpoint to resume from in {self.output_dir}",
-                                      hint="start without --resume")
-            path = found[-1]
-        path = Path(path)
-        try:
-            model = self.accelerator.unwrap_model(self.model)
-            if self.recipe.train.lora is not None:  # checkpoints of LoRA runs hold the adapters only
-                from peft import set_peft_model_state_dict
+        self.step = resume_checkpoint(self.output_dir, path, self._load_checkpoint_model, self.optimizer,
+                                      self.scheduler, self.ema)
 
-                set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
-            else:
-                model.load_state_dict(load_file(path / "model.safetensors"))
-        except (OSError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint {path} has no loadable model: {' '.join(str(err).split())[:200]}",
-                                  hint="delete it to resume from the previous one") from None
-        state, ema = load_training_state(path, self.optimizer, self.scheduler)
-        if self.ema is not None and ema is not None:
-            self.ema.load_state_dict(ema)
-        self.step = int(state["step"])
+    def _load_checkpoint_model(self, path: Path) -> None:
+        """The model weights of a checkpoint; those of LoRA runs hold the adapters only."""
+        model = self.accelerator.unwrap_model(self.model)
+        if self.recipe.train.lora is not None:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(model, load_file(path / "adapter_model.safetensors"))
+        else:
+            model.load_state_dict(load_file(path / "model.safetensors"))
 
     def _log(self, record: dict) -> None:
         if self.accelerator.is_main_process:
-            with open(self.output_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_log(self.output_dir, record)
         if self.recipe.train.trackers:
             self.accelerator.log(record, step=record["step"])
 
     def fit(self, resume: str | Path | bool = False) -> dict[str, float]:
         """Train to ``max_steps``, validating, logging and checkpointing on the way; returns the last metrics."""
         train = self.recipe.train
-        if resume:
-            self.resume(resume)
-        elif checkpoint_dirs(self.output_dir):
-            raise CheckpointError(f"{self.output_dir} already holds checkpoints",
-                                  hint="pass --resume to continue, or choose another train.output_dir")
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        start_run(self.output_dir, resume, self.resume)
         if train.trackers:
             self.accelerator.init_trackers("dlm", config={"objective": train.objective, "batch_size": train.batch_size})
         metrics: dict[str, float] = {}
