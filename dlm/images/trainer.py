@@ -31,9 +31,9 @@ from dlm.images.pixels import to_model_space
 from dlm.images.recipe import ImageRecipe
 from dlm.images.text_encoders import load_text_encoder
 from dlm.training.checkpoint import append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run
-from dlm.training.step import apply_gradients
 from dlm.training.ema import EMA
 from dlm.training.schedule import lr_lambda
+from dlm.training.step import apply_gradients
 
 STEP_SEED = 1_000_003
 

@@ -33,11 +33,11 @@ from dlm.processes import DiscreteProcess, MaskedProcess, process_from_config
 from dlm.tokenization import load_tokenizer, mask_token_id_for, train_bpe_tokenizer
 from dlm.training.ar import ar_token_nll, build_ar_model
 from dlm.training.checkpoint import append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run
-from dlm.training.step import apply_gradients
 from dlm.training.data import build_datasets, load_documents
 from dlm.training.ema import EMA
 from dlm.training.recipe import Recipe
 from dlm.training.schedule import lr_lambda
+from dlm.training.step import apply_gradients
 
 _STEP_SEED = 1_000_003
 
