@@ -11,14 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dlm.continuous.losses import WEIGHTINGS
 from dlm.errors import ConfigError
 from dlm.images.configuration_unet import UNetConfig
 from dlm.images.data import check_dataset_name
 from dlm.images.text_encoders import check_encoder_name
-from dlm.training.recipe import MIXED_PRECISION, OptimSection, _build, apply_overrides
+from dlm.training.recipe import MIXED_PRECISION, OptimSection, _build, read_recipe_file
 
 DERIVED_MODEL_KEYS = ("cond_dim", "image_size", "dataset")
 
@@ -109,11 +107,4 @@ def image_recipe_from_dict(raw: dict) -> ImageRecipe:
 
 def load_image_recipe(path: str | Path, overrides: list[str] | None = None) -> ImageRecipe:
     """Read a YAML image recipe, apply dotted overrides, validate."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe {path} not found", hint="see recipes/images/ for examples")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"recipe {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    return image_recipe_from_dict(apply_overrides(raw, overrides or []))
+    return image_recipe_from_dict(read_recipe_file(path, overrides, examples="recipes/images/"))

@@ -11,7 +11,6 @@ Checkpoints, EMA and the learning-rate schedule are the language trainer's (:mod
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 
 import torch
@@ -30,7 +29,8 @@ from dlm.images.modeling_unet import UNetForDiffusion
 from dlm.images.pixels import to_model_space
 from dlm.images.recipe import ImageRecipe
 from dlm.images.text_encoders import load_text_encoder
-from dlm.training.checkpoint import append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run
+from dlm.training.checkpoint import (append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run,
+                                     write_final)
 from dlm.training.ema import EMA
 from dlm.training.schedule import lr_lambda
 from dlm.training.step import apply_gradients
@@ -152,9 +152,5 @@ class ImageTrainer:
         if not self.accelerator.is_main_process:
             return
         model = self.accelerator.unwrap_model(self.model)
-        tmp, final = self.output_dir / ".tmp-final", self.output_dir / "final"
-        shutil.rmtree(tmp, ignore_errors=True)
         with self.ema.applied_to(model) if self.ema is not None else contextlib.nullcontext():
-            save_model_dir(tmp, model, None)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+            write_final(self.output_dir, lambda tmp: save_model_dir(tmp, model, None))

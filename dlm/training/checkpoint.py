@@ -100,6 +100,17 @@ def resume_checkpoint(output_dir: Path, path: str | Path | bool, load_model, opt
     return int(state["step"])
 
 
+def write_final(output_dir: Path, write) -> Path:
+    """``<output_dir>/final`` written atomically: ``write(tmp)`` fills a temporary directory, which then replaces
+    any previous ``final/``."""
+    tmp, final = Path(output_dir) / ".tmp-final", Path(output_dir) / "final"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
 def start_run(output_dir: Path, resume, resume_fn) -> None:
     """Before the loop: ``resume_fn(resume)`` when resuming; otherwise refuse to start over the checkpoints of
     another run. Creates ``output_dir``."""

@@ -155,16 +155,21 @@ def recipe_from_dict(raw: dict) -> Recipe:
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read a YAML recipe, apply dotted overrides, validate."""
+def read_recipe_file(path: str | Path, overrides: list[str] | None = None, examples: str = "recipes/") -> dict:
+    """The mapping of a YAML recipe file with dotted ``key=value`` overrides applied (not yet validated)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"recipe {path} not found", hint="see recipes/ for examples")
+        raise ConfigError(f"recipe {path} not found", hint=f"see {examples} for examples")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"recipe {path} is not valid YAML: {' '.join(str(err).split())}") from None
-    return recipe_from_dict(apply_overrides(raw, overrides or []))
+    return apply_overrides(raw, overrides or [])
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe, apply dotted overrides, validate."""
+    return recipe_from_dict(read_recipe_file(path, overrides))
 
 
 def _check(condition: bool, message: str, hint: str | None = None) -> None:

@@ -32,7 +32,8 @@ from dlm.models import DLMConfig, DLMForDiffusion
 from dlm.processes import DiscreteProcess, MaskedProcess, process_from_config
 from dlm.tokenization import load_tokenizer, mask_token_id_for, train_bpe_tokenizer
 from dlm.training.ar import ar_token_nll, build_ar_model
-from dlm.training.checkpoint import append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run
+from dlm.training.checkpoint import (append_log, resume_checkpoint, save_checkpoint, save_model_dir, start_run,
+                                     write_final)
 from dlm.training.data import build_datasets, load_documents
 from dlm.training.ema import EMA
 from dlm.training.recipe import Recipe
@@ -356,16 +357,11 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         model = self.accelerator.unwrap_model(self.model)
-        ctx = self.ema.applied_to(model) if self.ema is not None else contextlib.nullcontext()
-        tmp, final = self.output_dir / ".tmp-final", self.output_dir / "final"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with ctx:
+        with self.ema.applied_to(model) if self.ema is not None else contextlib.nullcontext():
             if self.recipe.train.lora is not None:
                 from dlm.training.lora import merged_copy
 
                 shutil.rmtree(self.output_dir / "adapter", ignore_errors=True)
                 save_model_dir(self.output_dir / "adapter", model, self.tokenizer)
                 model = merged_copy(model)
-            save_model_dir(tmp, model, self.tokenizer)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+            write_final(self.output_dir, lambda tmp: save_model_dir(tmp, model, self.tokenizer))
