@@ -59,7 +59,7 @@ def masked_reveal_step(run: Run, log_probs: torch.Tensor, x: torch.LongTensor, a
     the sampling law of p_θ. The same law as :func:`masked_ancestral_probs`, without float64 work over the
     vocabulary at the positions that stay masked (almost all of them when steps ≈ length)."""
     reveal_prob = ((alpha_s - alpha_t) / (1 - alpha_t)).reshape(-1, 1)
-    u = torch.rand(x.shape, generator=run.generator, dtype=torch.float64).to(x.device)
+    u = DiscreteProcess.draw_uniforms(x.shape, run.generator, x.device)
     reveal = (x == run.process.mask_id) & (u < reveal_prob)
     if not reveal.any():
         return x

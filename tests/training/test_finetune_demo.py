@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-from pathlib import Path
 
 import torch
 
 from dlm.models import DLMConfig, DLMForDiffusion
 from dlm.tokenization import mask_token_id_for, train_bpe_tokenizer
+from tests.scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo_finetune.py"
 WORDS = "the cat sat on a mat and dog ran to big red house with small blue door".split()
 
 
@@ -27,9 +25,7 @@ def test_demo_reports_before_and_after(tmp_path, capsys):
                                       num_hidden_layers=1, num_attention_heads=2, max_seq_len=24))
     model.save_pretrained(tmp_path / "base")
     tokenizer.save_pretrained(tmp_path / "base")
-    spec = importlib.util.spec_from_file_location("demo_finetune", SCRIPT)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_script("demo_finetune")
     report_path = tmp_path / "report.json"
     assert demo.main(["--model", str(tmp_path / "base"), "--corpus", str(tmp_path / "corpus.txt"), "--steps", "6",
                       "--batch-size", "4", "--block-size", "16", "--eval-batches", "2", "--lr", "0.01",
