@@ -30,6 +30,12 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Te
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
+def silu(x: Tensor) -> Tensor:
+    """x·σ(x), written out: `F.silu` has no forward-over-forward derivative, and the WKB path estimator
+    (:mod:`dlm.continuous.wkb_paths`) differentiates the score three times by nested forward-mode AD."""
+    return x * torch.sigmoid(x)
+
+
 def zero_module(module: nn.Module) -> nn.Module:
     """Mark ``module`` to be initialised to zero (so its residual branch starts as the identity)."""
     module.zero_init = True
@@ -50,9 +56,9 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, h: Tensor, emb: Tensor) -> Tensor:
-        out = self.conv1(F.silu(self.norm1(h)))
+        out = self.conv1(silu(self.norm1(h)))
         out = out + self.emb(F.silu(emb))[:, :, None, None]
-        out = self.conv2(self.dropout(F.silu(self.norm2(out))))
+        out = self.conv2(self.dropout(silu(self.norm2(out))))
         return self.skip(h) + out
 
 
@@ -214,7 +220,8 @@ class UNetForDiffusion(PreTrainedModel):
 
     def embedding(self, t: Tensor, pooled: Tensor) -> Tensor:
         """MLP(sinusoid(1000·t)) + W·pooled: the vector every residual block is conditioned on."""
-        return self.time_mlp(sinusoidal_embedding(1000.0 * t, self.config.base_channels)) + self.pooled_proj(pooled)
+        angles = sinusoidal_embedding(1000.0 * t, self.config.base_channels).to(pooled.dtype)
+        return self.time_mlp(angles) + self.pooled_proj(pooled)
 
     def forward(self, sample: Tensor, t: Tensor | float, condition: TextCondition | None = None,
                 drop: Tensor | None = None) -> Tensor:
@@ -240,7 +247,7 @@ class UNetForDiffusion(PreTrainedModel):
                 h = blocks[0](h, skips[-1].shape[-2:])
             else:
                 h = self.run(blocks, torch.cat([h, skips.pop()], dim=1), emb, cond)
-        return self.conv_out(F.silu(self.norm_out(h))).to(sample.dtype)
+        return self.conv_out(silu(self.norm_out(h))).to(sample.dtype)
 
     @staticmethod
     def run(blocks: nn.ModuleList, h: Tensor, emb: Tensor, cond: TextCondition) -> Tensor:

@@ -121,8 +121,6 @@ def test_bits_per_dim_and_bad_arguments():
     with pytest.raises(InputError):
         log_likelihood(score, sde, torch.zeros(2, dtype=torch.float64))
     with pytest.raises(ConfigError):
-        log_likelihood(score, sde, x, exact_divergence=False, correction=True)
-    with pytest.raises(ConfigError):
         log_likelihood(score, sde, x, h=0.5, correction=False)
     with pytest.raises(ConfigError):
         log_likelihood(score, sde, x, method="rk4")

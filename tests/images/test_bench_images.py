@@ -16,12 +16,15 @@ def test_bench_quick(tiny_model_dir, tmp_path):
     out, grid = tmp_path / "bench.json", tmp_path / "grid.png"
     env = {**os.environ, "DLM_ASSETS": str(tmp_path / "assets"), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_images.py"), "--model", str(tiny_model_dir),
-                    "--quick", "--out", str(out), "--grid", str(grid)], check=True, cwd=ROOT, env=env, timeout=600,
+                    "--quick", "--wkb", "2", "--wkb-steps", "3", "--out", str(out), "--grid", str(grid)], check=True, cwd=ROOT, env=env, timeout=600,
                    capture_output=True)
     results = json.loads(out.read_text())
     assert results["dataset"] == "digits" and 0 <= results["classifier_test_accuracy"] <= 1
     assert [(r["h"], r["guidance"]) for r in results["samples"]] == [(0.0, 0.0), (0.0, 3.0), (1.0, 0.0), (1.0, 3.0)]
     assert all(0 <= r["accuracy"] <= 1 and r["frechet"] >= 0 for r in results["samples"])
     assert results["bits_per_dim"]["images"] == 4 and results["bits_per_dim"]["mean"] > 0
+    wkb = results["wkb"]
+    assert wkb["images"] == 2 and set(wkb["bits_per_dim"]) == {"0.0", "1.0"} and wkb["first_order"]["stderr"] >= 0
+    assert wkb["bits_per_dim"]["1.0"] - wkb["bits_per_dim"]["0.0"] == pytest.approx(wkb["first_order"]["mean"])
     assert grid.is_file() and len(list(tmp_path.glob("grid-*.png"))) == 20
     assert (tmp_path / "assets" / "images" / "classifier-digits-e1.safetensors").is_file()

@@ -28,6 +28,21 @@ def test_zero_score_gives_the_closed_form():
     torch.testing.assert_close(got, bits_per_dim(log_prob, 64), rtol=1e-4, atol=1e-4)
 
 
+def test_path_estimated_wkb_correction_with_hutchinson_divergences():
+    """The default (Hutchinson) likelihood takes the correction from perturbed paths: linear in 𝔥, seeded."""
+    model = random_unet()
+    images = torch.randint(0, 256, (2, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+    def run():
+        return image_bits_per_dim(model, images, hs=(0.0, 0.5, 1.0), generator=torch.Generator().manual_seed(3),
+                                  rtol=1e-3, atol=1e-3, paths=2, path_steps=1)
+
+    out = run()
+    assert all(torch.isfinite(v).all() for v in out.values()) and not torch.equal(out[1.0], out[0.0])
+    torch.testing.assert_close(out[1.0] - out[0.0], 2 * (out[0.5] - out[0.0]))
+    torch.testing.assert_close(run()[1.0], out[1.0])
+
+
 @pytest.mark.slow
 def test_wkb_correction_shifts_bits_per_dim_linearly_in_h():
     """Minutes on a CPU: at D = 16 one step of the correction's ODE takes ~10 s (third-order derivatives of the U-Net)."""
