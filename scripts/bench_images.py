@@ -143,7 +143,7 @@ def wkb_figures(model, images: torch.Tensor, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     hs = sorted({0.0, 1.0, *args.hs})
     per_h = image_bits_per_dim(model, images, hs=hs, generator=torch.Generator().manual_seed(args.seed),
-                               paths=args.wkb_paths, path_steps=args.wkb_steps)
+                               paths=args.wkb_paths, path_steps=args.wkb_steps, progress=True)
     slope = per_h[1.0] - per_h[0.0]  # = −correction/(D ln 2): the paper's 1st-corr in bits/dim
     return {"images": len(images), "paths": args.wkb_paths, "steps": args.wkb_steps,
             "seconds": time.perf_counter() - start, "bits_per_dim": {str(h): float(v.mean()) for h, v in per_h.items()},

@@ -198,12 +198,14 @@ def log_likelihood(
     generator: torch.Generator | None = None,
     paths: int = 1,
     path_steps: int = 50,
+    progress: bool = False,
 ) -> LikelihoodOutput:
     """log q^𝔥_{t_min}(x) ≈ log_prob + 𝔥·correction: PF-ODE likelihood plus the first-order WKB term (Hirono et al., ICML'24).
 
     `correction` defaults to `exact_divergence`. With exact derivatives the correction is the augmented solve
     (`wkb_correction`); with Hutchinson divergences it is the mean of `paths` Monte-Carlo perturbed paths on a
-    `path_steps`-step grid (`wkb_correction_paths`, whose standard error that function also returns). With
+    `path_steps`-step grid (`wkb_correction_paths`, whose standard error that function also returns; `progress`
+    shows its bar). With
     correction=False the output's correction is None and only 𝔥 = 0 is allowed.
     """
     check_h(h)
@@ -224,7 +226,8 @@ def log_likelihood(
         if exact_divergence:
             corr = wkb_correction(flat, sde, x_T, rtol, atol, method)
         else:
-            corr = wkb_correction_paths(flat, sde, flat_x, steps=path_steps, paths=paths, generator=generator).mean
+            corr = wkb_correction_paths(flat, sde, flat_x, steps=path_steps, paths=paths,
+                                        generator=generator, progress=progress).mean
     return LikelihoodOutput(log_prob, corr, log_prob + h * corr)
 
 

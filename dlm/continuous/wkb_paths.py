@@ -45,6 +45,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 from torch.func import jvp
+from tqdm.auto import tqdm
 
 from dlm.continuous.grids import time_grid
 from dlm.continuous.sde import SDE, ScoreFn
@@ -196,6 +197,7 @@ def wkb_correction_paths(
     paths: int = 1,
     spacing: str = "karras",
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> PathEstimate:
     """Monte-Carlo d/d𝔥 log q^𝔥(x) at 𝔥 = 0 for flat x [B, D]: mean and standard error over `paths` perturbed paths."""
     if paths < 1:
@@ -208,7 +210,7 @@ def wkb_correction_paths(
     sums = Sums(zeros, zeros, zeros)
     probes = (rademacher(x.shape, x, generator), rademacher(x.shape, x, generator))
     variances = injection_variances(sde, grid)
-    for k, t in enumerate(grid):
+    for k, t in enumerate(tqdm(grid, desc="wkb paths", unit="step", disable=not progress, dynamic_ncols=True)):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         flow, sums, jets = inject(score, sde, flow, sums, t, variances[k], noise, probes)
         if k + 1 < len(grid):

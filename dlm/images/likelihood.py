@@ -34,6 +34,7 @@ def image_bits_per_dim(
     generator: torch.Generator | None = None,
     paths: int = 1,
     path_steps: int = 50,
+    progress: bool = False,
 ) -> dict[float, Tensor]:
     """{𝔥: bits/dim [B]} of uint8 images [B, H, W] under the model's (null-prompt or prompted) score.
 
@@ -45,7 +46,8 @@ def image_bits_per_dim(
     score = guided_score(conditional_score(model), condition, 1.0)
     with_correction = any(h > 0 for h in hs)
     out = log_likelihood(score, model.config.build_sde(), x, rtol=rtol, atol=atol, exact_divergence=exact_divergence,
-                         correction=with_correction, generator=generator, paths=paths, path_steps=path_steps)
+                         correction=with_correction, generator=generator, paths=paths, path_steps=path_steps,
+                         progress=progress)
     dims = x[0].numel()
     base = bits_per_dim(out.log_prob, dims)
     return {h: base - (h * out.correction / (dims * math.log(2.0)) if h > 0 else 0.0) for h in hs}

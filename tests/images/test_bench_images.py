@@ -16,8 +16,8 @@ def test_bench_quick(tiny_model_dir, tmp_path):
     out, grid = tmp_path / "bench.json", tmp_path / "grid.png"
     env = {**os.environ, "DLM_ASSETS": str(tmp_path / "assets"), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_images.py"), "--model", str(tiny_model_dir),
-                    "--quick", "--wkb", "2", "--wkb-steps", "3", "--out", str(out), "--grid", str(grid)], check=True, cwd=ROOT, env=env, timeout=600,
-                   capture_output=True)
+                    "--quick", "--wkb", "2", "--wkb-steps", "3", "--out", str(out), "--grid", str(grid)],
+                   check=True, cwd=ROOT, env=env, timeout=600, capture_output=True)
     results = json.loads(out.read_text())
     assert results["dataset"] == "digits" and 0 <= results["classifier_test_accuracy"] <= 1
     assert [(r["h"], r["guidance"]) for r in results["samples"]] == [(0.0, 0.0), (0.0, 3.0), (1.0, 0.0), (1.0, 3.0)]
