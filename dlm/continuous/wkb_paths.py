@@ -184,6 +184,12 @@ def path_correction(flow: Flow, sums: Sums, prior_std: float) -> Tensor:
     return z1 * z2 - 0.5 * sums.y * (z1 + z2) + second - 2.0 * sums.k + sums.div
 
 
+def check_path_budget(paths: int, steps: int) -> None:
+    """One clear error for a path count or grid that cannot estimate anything, before any work is done."""
+    if paths < 1 or steps < 1:
+        raise ConfigError(f"the WKB path estimator needs paths >= 1 and steps >= 1, got paths={paths}, steps={steps}")
+
+
 def rademacher(shape: torch.Size, like: Tensor, generator: torch.Generator | None) -> Tensor:
     """Independent ±1 entries (Hutchinson probes)."""
     return torch.randint(0, 2, shape, generator=generator, device=like.device).to(like.dtype) * 2 - 1
@@ -200,8 +206,7 @@ def wkb_correction_paths(
     progress: bool = False,
 ) -> PathEstimate:
     """Monte-Carlo d/d𝔥 log q^𝔥(x) at 𝔥 = 0 for flat x [B, D]: mean and standard error over `paths` perturbed paths."""
-    if paths < 1:
-        raise ConfigError(f"paths must be >= 1, got {paths}")
+    check_path_budget(paths, steps)
     batch = x.shape[0]
     x = x.repeat(paths, 1)
     grid = time_grid(sde, steps, spacing).flip(0).to(x.dtype)

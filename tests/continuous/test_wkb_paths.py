@@ -65,7 +65,7 @@ def test_log_likelihood_uses_paths_with_hutchinson_divergences():
     sde = SimpleSDE()
     score = scaled(exact_score(MIX, sde), 1.1)
     x = MIX.sample(2, torch.Generator().manual_seed(3))
-    out = log_likelihood(score, sde, x, h=0.5, exact_divergence=False, correction=True, paths=4, path_steps=8,
+    out = log_likelihood(score, sde, x, h=0.5, exact_divergence=False, paths=4, path_steps=8,
                          generator=torch.Generator().manual_seed(0))
     assert out.correction.shape == (2,) and torch.isfinite(out.correction).all()
     torch.testing.assert_close(out.log_prob_h, out.log_prob + 0.5 * out.correction)
