@@ -11,6 +11,8 @@ Validation then reports the exact nats/token, bits/token and perplexity on the s
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -107,12 +109,21 @@ def ar_sample(model, num_samples: int, length: int, generator: torch.Generator |
         raise InputError(f"prompt + length exceeds the baseline's context of {model.config.n_positions} tokens")
     model.eval()
     out = model(input_ids=prefix, use_cache=True)
-    past, tokens = out.past_key_values, []
-    logits = out.logits[:, -1]
-    for _ in range(length):
-        log_probs = apply_temperature(torch.log_softmax(logits[..., : start_id(model)].double(), -1), temperature)
-        nxt = sample_categorical(log_probs.exp(), generator)
-        tokens.append(nxt)
-        out = model(input_ids=nxt[:, None], past_key_values=past, use_cache=True)
-        past, logits = out.past_key_values, out.logits[:, -1]
+    tokens = []
+    for k in range(length):
+        log_probs = apply_temperature(torch.log_softmax(out.logits[:, -1, : start_id(model)].double(), -1),
+                                      temperature)
+        tokens.append(sample_categorical(log_probs.exp(), generator))
+        if k + 1 < length:  # the last token needs no forward pass (and has no position left at full context)
+            out = model(input_ids=tokens[-1][:, None], use_cache=True, **{cache_argument(model): kv_cache(out)})
     return torch.cat([prefix[:, 1:], torch.stack(tokens, dim=1)], dim=1)
+
+
+def cache_argument(model) -> str:
+    """The forward argument that takes the KV cache: ``cache`` in recent transformers, ``past_key_values`` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def kv_cache(out):
+    """The KV cache of a causal-LM output, under either transformers naming."""
+    return out["cache"] if "cache" in out else out["past_key_values"]

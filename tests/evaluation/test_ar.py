@@ -44,6 +44,18 @@ def test_ar_sample_is_seeded_and_in_range(tokenizer):
     assert a.shape == (3, 10) and torch.equal(a, b) and int(a.max()) < model.config.bos_token_id
 
 
+def test_ar_sample_fills_the_whole_context_and_follows_the_uncached_model(tokenizer):
+    """length = n_positions works (no forward pass after the last draw), and the cached logits are the model's."""
+    torch.manual_seed(0)
+    model = build_ar_model(tokenizer, FIELDS).eval()
+    full = ar_sample(model, 2, FIELDS["max_seq_len"], torch.Generator().manual_seed(2), temperature=1e-3)
+    assert full.shape == (2, FIELDS["max_seq_len"])
+    start = torch.full((2, 1), model.config.bos_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=torch.cat([start, full[:, :-1]], 1)).logits[..., : model.config.bos_token_id]
+    torch.testing.assert_close(full, logits.argmax(-1))  # temperature → 0 is greedy decoding of the uncached model
+
+
 def ar_recipe(corpus, out, **train):
     return {"model": {"arch": "ar", "config": FIELDS}, "tokenizer": {"name": "train", "vocab_size": 300},
             "data": {"source": str(corpus), "block_size": 16, "val_fraction": 0.1, "txt_documents": "paragraph"},
