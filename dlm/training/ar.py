@@ -109,13 +109,13 @@ def ar_sample(model, num_samples: int, length: int, generator: torch.Generator |
         raise InputError(f"prompt + length exceeds the baseline's context of {model.config.n_positions} tokens")
     model.eval()
     out = model(input_ids=prefix, use_cache=True)
-    tokens = []
+    tokens, cache_name = [], cache_argument(model)
     for k in range(length):
         log_probs = apply_temperature(torch.log_softmax(out.logits[:, -1, : start_id(model)].double(), -1),
                                       temperature)
         tokens.append(sample_categorical(log_probs.exp(), generator))
         if k + 1 < length:  # the last token needs no forward pass (and has no position left at full context)
-            out = model(input_ids=tokens[-1][:, None], use_cache=True, **{cache_argument(model): kv_cache(out)})
+            out = model(input_ids=tokens[-1][:, None], use_cache=True, **{cache_name: kv_cache(out)})
     return torch.cat([prefix[:, 1:], torch.stack(tokens, dim=1)], dim=1)
 
 
