@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlm.denoiser import clean_log_probs  # noqa: E402
-from dlm.evaluation.report import markdown_table, write_report  # noqa: E402
+from dlm.evaluation.report import markdown_table, write_json, write_report  # noqa: E402
 from dlm.exact import ExactPosterior, TabulatedPosterior, random_toy_distribution  # noqa: E402
 from dlm.losses import nelbo_terms_at, posterior_log_ratios, score_entropy_at  # noqa: E402
 from dlm.processes import MaskedProcess  # noqa: E402
@@ -580,13 +580,6 @@ def plot(result: dict, out_dir: Path) -> list[str]:
     return written
 
 
-def save_partial(result: dict, json_path: Path | None) -> None:
-    """Write the parts measured so far to --json, so that a failure in a later part loses none of them."""
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=1))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sedd-repo", type=Path, help="checkout of louaaron/Score-Entropy-Discrete-Diffusion")
@@ -633,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = model_rows(sedd, mdlm, shape, args.repeats, args.seed)
         result["denoiser"] = rows
         result["shape"] = shape
-        save_partial(result, args.json)
+        write_json(result, args.json)  # a failure in a later part loses none of this
         tables += [f"### Denoiser: hidden {shape['hidden']}, {shape['layers']} layers, {shape['heads']} heads, vocab "
                    f"{shape['vocab']}, batch {shape['batch']} × {shape['seq']} tokens, fp32, "
                    f"{result['threads']} thread(s)\n", markdown_table(rows, MODEL_COLUMNS), ""]
@@ -641,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     if "toy" in args.parts:
         rows = toy_rows(specs, args.toy_vocab, args.toy_length, args.toy_samples, args.toy_steps, args.seed)
         result["toy"] = {"vocab": args.toy_vocab, "length": args.toy_length, "samples": args.toy_samples, "rows": rows}
-        save_partial(result, args.json)
+        write_json(result, args.json)  # a failure in a later part loses none of this
         tables += [f"### Samplers on the exact-posterior toy: masked, V={args.toy_vocab}, L={args.toy_length}, "
                    f"{args.toy_samples} samples (TV noise floor {rows[0]['tv_noise_floor']:.4f})\n",
                    markdown_table(rows, TOY_COLUMNS), ""]

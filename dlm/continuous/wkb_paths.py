@@ -101,6 +101,11 @@ class Sums(NamedTuple):
     div: Tensor
 
 
+def at_time(score: ScoreFn, t: Tensor) -> FlatScore:
+    """y ↦ s(y, t) at one time for the whole batch: the function whose jets a grid point needs."""
+    return lambda y: score(y, t.expand(y.shape[0]))
+
+
 def score_and_divergence(score: FlatScore, probe: Tensor) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
     """y ↦ (s(y), εᵀ(∇s(y))ε), the Hutchinson divergence by one forward-mode product (differentiable again)."""
 
@@ -138,12 +143,12 @@ def flow_rate(flow: Flow, jets: Jets, c: Tensor, w: Tensor) -> Flow:
     )
 
 
-def inject(score: ScoreFn, sde: SDE, flow: Flow, sums: Sums, t: Tensor, variance: Tensor, noise: Tensor,
+def inject(score: ScoreFn, flow: Flow, sums: Sums, t: Tensor, variance: Tensor, noise: Tensor,
            probes: tuple[Tensor, Tensor]) -> tuple[Flow, Sums, Jets]:
     """Kick m by ΔW = √v·ξ at t (v = w(t)·its trapezoid weight), then record Y, K and v·∇·s there with the same jets."""
     kick = variance.sqrt() * noise
     flow = flow._replace(m=flow.m + kick)
-    jets = path_jets(lambda y: score(y, t.expand(y.shape[0])), flow, probes)
+    jets = path_jets(at_time(score, t), flow, probes)
     sums = Sums(
         y=sums.y + (jets.s * kick).sum(-1),
         k=sums.k + (jets.s_m * kick).sum(-1),
@@ -158,7 +163,7 @@ def heun_step(score: ScoreFn, sde: SDE, flow: Flow, jets: Jets, t: Tensor, t_nex
     dt = t_next - t
     rate = flow_rate(flow, jets, sde.drift_coef(t), half_g2(sde, t))
     predicted = flow.plus(dt, rate)
-    later = path_jets(lambda y: score(y, t_next.expand(y.shape[0])), predicted, probes)
+    later = path_jets(at_time(score, t_next), predicted, probes)
     rate_next = flow_rate(predicted, later, sde.drift_coef(t_next), half_g2(sde, t_next))
     return flow.plus(dt, rate.average(rate_next))
 
@@ -217,7 +222,7 @@ def wkb_correction_paths(
     variances = injection_variances(sde, grid)
     for k, t in enumerate(tqdm(grid, desc="wkb paths", unit="step", disable=not progress, dynamic_ncols=True)):
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        flow, sums, jets = inject(score, sde, flow, sums, t, variances[k], noise, probes)
+        flow, sums, jets = inject(score, flow, sums, t, variances[k], noise, probes)
         if k + 1 < len(grid):
             flow = heun_step(score, sde, flow, jets, t, grid[k + 1], probes)
     estimates = path_correction(flow, sums, sde.prior_std).reshape(paths, batch)

@@ -18,7 +18,18 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
 def write_report(text: str, result: dict, markdown: Path | None = None, json_path: Path | None = None) -> None:
     """Print the markdown ``text`` and write it to ``markdown``, and ``result`` as indented JSON to ``json_path``."""
     print(text)
-    for path, content in ((markdown, text), (json_path, None if json_path is None else json.dumps(result, indent=1))):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
+    if markdown is not None:
+        write_text(markdown, text)
+    write_json(result, json_path)
+
+
+def write_json(result: dict, json_path: Path | None) -> None:
+    """``result`` as indented JSON at ``json_path`` (nothing for None); benchmarks also call it between parts."""
+    if json_path is not None:
+        write_text(json_path, json.dumps(result, indent=1))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` at ``path``, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
