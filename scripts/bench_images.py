@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--grid", type=Path, default=None, help="PNG grid: one row per class at the first 𝔥, largest w")
     args = parser.parse_args(argv)
+    if args.wkb < 0 or args.wkb_paths < 1 or args.wkb_steps < 1:
+        parser.error("--wkb must be >= 0 and --wkb-paths, --wkb-steps >= 1")
     if args.quick:
         args.hs, args.guidances, args.per_class, args.steps = args.hs[:1] + args.hs[-1:], [0.0, 3.0], 2, 8
         args.fd_reference, args.bpd_images, args.bpd_tol, args.classifier_epochs = 100, 4, 1e-3, 1

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,3 +30,10 @@ def test_bench_quick(tiny_model_dir, tmp_path):
     assert wkb["bits_per_dim"]["1.0"] - wkb["bits_per_dim"]["0.0"] == pytest.approx(wkb["first_order"]["mean"])
     assert grid.is_file() and len(list(tmp_path.glob("grid-*.png"))) == 20
     assert (tmp_path / "assets" / "images" / "classifier-digits-e1.safetensors").is_file()
+
+
+@pytest.mark.parametrize("flags", [["--wkb", "-1"], ["--wkb", "2", "--wkb-paths", "0"], ["--wkb", "2", "--wkb-steps", "0"]])
+def test_bad_wkb_budget_is_refused_before_any_work(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("bench_images").parse_args(flags)
+    assert exit_info.value.code == 2 and "--wkb-paths" in capsys.readouterr().err
